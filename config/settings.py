@@ -1,0 +1,316 @@
+"""One settings module, read from the environment.
+
+With no environment at all this is the embedded default: a SQLite file under var/, tasks run
+in-process, files under var/media, the local executor, console email. Production sets
+DATABASE_URL, REDIS_URL, the storage and RunPod variables (README.md, docs/ARCHITECTURE.md).
+Every value is parsed by a typed helper that fails at start-up with the variable's name, so a
+typo never becomes a silent default.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env.str(name, default=None)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    raw = env.str(name, default=None)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = env.str(name, default=default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(sorted(choices))}")
+    return value
+
+
+def env_json(name: str, default: object) -> object:
+    raw = env.str(name, default=None)
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc.msg} at column {exc.colno}") from exc
+
+
+# --- Core -------------------------------------------------------------------------------------
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+# Without a secret key we are the embedded default on a developer's machine: debug on, a fixed
+# throwaway key. Production must set DJANGO_SECRET_KEY, and `check --deploy` enforces the rest.
+EMBEDDED = not SECRET_KEY
+if EMBEDDED:
+    SECRET_KEY = "embedded-default-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+DEBUG = env_bool("DJANGO_DEBUG", default=EMBEDDED)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # The embedded default serves webhooks from threads while the command polls: wait for the
+    # write lock instead of failing, and let readers proceed during writes (WAL).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
+
+# --- Storage ----------------------------------------------------------------------------------
+
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+STORAGE_BACKEND = env_choice("STORAGE_BACKEND", "filesystem", {"filesystem", "s3"})
+if STORAGE_BACKEND == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "location": env.str("AWS_STORAGE_PREFIX", default=""),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- REST API ---------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "training.api.exceptions.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LoRA fine-tuning control plane API",
+    "DESCRIPTION": "Configure, launch, watch, recover and deliver LoRA/QLoRA fine-tunes.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery -----------------------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+# No broker configured means the embedded default: tasks run in-process, synchronously, at the
+# moment they are enqueued (which our services do on transaction commit).
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None  # Results live in our own tables; nothing reads Celery results.
+# A task is acknowledged only after it finishes, so a worker killed mid-task gets it redelivered.
+# Our tasks are idempotent (primary key in, re-fetch, compare-and-set), so a redelivery is safe.
+CELERY_TASK_ACKS_LATE = True
+# ...and also when the worker process itself dies (SIGKILL, OOM killer): requeue, don't drop.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One task at a time per process: a slow launch must not hold other tasks hostage in a prefetch buffer.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers an unacknowledged task after this many seconds; it must exceed the longest
+# task (a RunPod launch with retries takes a few minutes), or a running task is started twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+# Hard and soft limits bound the longest task below the visibility timeout.
+CELERY_TASK_TIME_LIMIT = 900
+CELERY_TASK_SOFT_TIME_LIMIT = 840
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- Email ------------------------------------------------------------------------------------
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+ANYMAIL = env_json("ANYMAIL", default={})
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="training@localhost")
+
+# --- Training ---------------------------------------------------------------------------------
+
+# The URL the worker uses to reach this control plane (webhook, storage API). The embedded
+# `train` command serves one on an ephemeral port and overrides this.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+DEFAULT_EXECUTOR = env_choice("DEFAULT_EXECUTOR", "local", {"local", "runpod"})
+# Users in this group see every job, like staff.
+TRAINING_ALL_JOBS_GROUP = env.str("TRAINING_ALL_JOBS_GROUP", default="training-operators")
+HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 30, minimum=1)
+# A job whose last heartbeat is older than this many intervals is treated as interrupted.
+HEARTBEAT_STALE_FACTOR = env_int("HEARTBEAT_STALE_FACTOR", 3, minimum=2)
+CHECKPOINT_INTERVAL_STEPS = env_int("CHECKPOINT_INTERVAL_STEPS", 100, minimum=1)
+WORKER_PYTHON = env.str("WORKER_PYTHON", default="")  # interpreter for the local executor; "" = this one
+WORKER_DEVICE = env_choice("WORKER_DEVICE", "auto", {"auto", "cpu", "cuda"})
+GPU_WORKER_CACHE = env.str("GPU_WORKER_CACHE", default="")
+
+# GPU price and throughput table. Prices from the product brief (seed 002): H100 PCIe $2.49/h
+# spot, $7.99/h on-demand. Throughput is a prior in trainable tokens/s per billion parameters of
+# the base model (QLoRA, 4-bit); measured throughput of completed jobs replaces it.
+GPU_TABLE: dict = env_json(
+    "GPU_TABLE",
+    default={
+        "H100_PCIE_80GB": {
+            "label": "NVIDIA H100 PCIe 80GB",
+            "runpod_gpu_type_id": "NVIDIA H100 PCIe",
+            "spot_per_hour": 2.49,
+            "on_demand_per_hour": 7.99,
+            "tokens_per_second_per_billion_params": 3600.0,
+            "memory_gb": 80,
+        },
+        "CPU_LOCAL": {
+            "label": "This machine's CPU (embedded default)",
+            "spot_per_hour": 0.0,
+            "on_demand_per_hour": 0.0,
+            "tokens_per_second_per_billion_params": 45.0,
+            "memory_gb": 0,
+        },
+    },
+)
+for _gpu, _row in GPU_TABLE.items():
+    for _key in ("spot_per_hour", "on_demand_per_hour", "tokens_per_second_per_billion_params"):
+        if not isinstance(_row.get(_key), int | float) or _row[_key] < 0:
+            raise ImproperlyConfigured(f"GPU_TABLE[{_gpu!r}].{_key} must be a non-negative number")
+DEFAULT_GPU_TYPE = env.str("DEFAULT_GPU_TYPE", default="H100_PCIE_80GB")
+if DEFAULT_GPU_TYPE not in GPU_TABLE:
+    raise ImproperlyConfigured(f"DEFAULT_GPU_TYPE={DEFAULT_GPU_TYPE!r} is not in GPU_TABLE ({', '.join(GPU_TABLE)})")
+ESTIMATE_OVERHEAD_MINUTES = {"startup": 4.0, "model_loading": 10.0, "validation": 8.0}
+MAX_RECOVERIES = env_int("MAX_RECOVERIES", 5, minimum=0)
+MONEY = Decimal("0.01")
+
+# RunPod (issue 4 builds the executor on these).
+RUNPOD_API_KEY = env.str("RUNPOD_API_KEY", default="")
+RUNPOD_API_BASE_URL = env.str("RUNPOD_API_BASE_URL", default="")
+RUNPOD_WORKER_IMAGE = env.str("RUNPOD_WORKER_IMAGE", default="ghcr.io/example/lora-gpu-worker:latest")
+
+# --- Security (production) --------------------------------------------------------------------
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+    # The worker's webhook and storage API are reached over plain HTTP inside a private network
+    # in some deployments; those paths are exempt from the redirect.
+    SECURE_REDIRECT_EXEMPT = [r"^api/training/webhook$", r"^api/worker/"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    "loggers": {"training": {"level": env.str("LOG_LEVEL", default="INFO"), "propagate": True}},
+}

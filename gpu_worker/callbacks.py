@@ -1,0 +1,316 @@
+"""What runs beside the training loop: heartbeats, metric batches, checkpoint uploads, and the
+Trainer callback that connects them to the loop.
+
+Nothing here does I/O on the training thread except the Trainer's own local checkpoint save:
+metric points go to an in-memory list and a buffered file, and the ticker thread turns them into
+`metrics` events; checkpoint folders are committed to the store by the uploader thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger("gpu_worker.callbacks")
+
+# Divergence: a non-finite loss at any step, or a logged loss above DIVERGENCE_FACTOR x the
+# reference loss (the first logged loss once warmup is over) for DIVERGENCE_PATIENCE logged
+# points in a row. One spike is tolerated; a run that stays an order of magnitude worse than
+# where it started is wasting the GPU.
+DIVERGENCE_FACTOR = 10.0
+DIVERGENCE_PATIENCE = 3
+
+
+class JobState:
+    """Shared between the main thread, the ticker and the callbacks (plain attribute writes)."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.step: int | None = None
+        self.total_steps: int | None = None
+        self.signal_name: str | None = None  # set by the SIGTERM/SIGINT handler
+        self.training = False
+        self.interrupted_during_training = False
+        self.stopped_by_control_plane = False
+        self.last_train_loss: float | None = None
+        self.last_eval_loss: float | None = None
+        self.first_train_loss: float | None = None
+        self.last_committed_step: int | None = None
+        self.tokens_trained = 0
+        self.samples_trained = 0
+
+
+class MetricsSink:
+    """Metric points: appended on the training thread, drained into events by the ticker."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._points: list[dict[str, Any]] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8", buffering=1 << 16)
+
+    def add(self, point: dict[str, Any]) -> None:
+        with self._lock:
+            self._points.append(point)
+            self._file.write(json.dumps(point) + "\n")
+
+    def drain(self) -> list[dict[str, Any]]:
+        with self._lock:
+            points, self._points = self._points, []
+        return points
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+
+class Ticker:
+    """Background thread: a heartbeat every `heartbeat_interval` s, a metrics batch every
+    `flush_interval` s; runs from start-up through model loading to the end."""
+
+    def __init__(self, reporter: Any, state: JobState, sink: MetricsSink,
+                 heartbeat_interval: float, flush_interval: float) -> None:
+        self.reporter, self.state, self.sink = reporter, state, sink
+        self.heartbeat_interval = heartbeat_interval
+        self.flush_interval = flush_interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gpu-worker-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def flush_metrics(self) -> None:
+        points = self.sink.drain()
+        if points:
+            self.reporter.emit("metrics", {"points": points})
+
+    def heartbeat(self) -> None:
+        self.reporter.emit("heartbeat", {"stage": self.state.stage, "step": self.state.step,
+                                         "total_steps": self.state.total_steps})
+
+    def _run(self) -> None:
+        now = time.monotonic()
+        next_beat, next_flush = now + self.heartbeat_interval, now + self.flush_interval
+        while True:
+            timeout = max(0.0, min(next_beat, next_flush) - time.monotonic())
+            if self._stop.wait(timeout):
+                return
+            try:
+                now = time.monotonic()
+                if now >= next_flush:
+                    self.flush_metrics()
+                    next_flush = now + self.flush_interval
+                if now >= next_beat:
+                    self.heartbeat()
+                    next_beat = now + self.heartbeat_interval
+            except Exception:  # never let a reporting hiccup kill the ticker
+                logger.exception("ticker failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.flush_metrics()
+
+
+class CheckpointUploader:
+    """Commits local Trainer checkpoint folders to the store in a background thread.
+
+    Order per checkpoint: files, then manifest (stores.commit_checkpoint), then the
+    `checkpoint_saved` event, then pruning the store to `keep` and deleting older local folders.
+    The newest local folder stays (Trainer's resume source if the store is unreachable).
+    """
+
+    def __init__(self, store: Any, reporter: Any, state: JobState, attempt: int, keep: int) -> None:
+        self.store, self.reporter, self.state = store, reporter, state
+        self.attempt, self.keep = attempt, keep
+        self._queue: queue.Queue[tuple[int, Path] | None] = queue.Queue()
+        self._cancelled = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="gpu-worker-uploader", daemon=True)
+        self._thread.start()
+
+    def submit(self, step: int, folder: Path) -> None:
+        self._queue.put((step, folder))
+
+    def cancel(self) -> None:
+        """Save nothing more: drop queued uploads (the one in flight finishes)."""
+        self._cancelled.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every submitted checkpoint is committed; re-raise an upload failure."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        from gpu_worker import stores
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._cancelled.is_set() or self.error is not None:
+                continue
+            step, folder = item
+            try:
+                manifest = stores.commit_checkpoint(self.store, folder, step, self.attempt)
+                size = sum(int(f.get("size", 0)) for f in manifest.get("files", {}).values())
+                self.state.last_committed_step = step
+                self.reporter.emit("checkpoint_saved", {"step": step, "key": f"checkpoints/step-{step}",
+                                                        "size_bytes": size})
+                stores.prune_checkpoints(self.store, self.keep)
+                for old in folder.parent.glob("checkpoint-*"):
+                    if old != folder and _checkpoint_step(old) is not None and _checkpoint_step(old) < step:
+                        shutil.rmtree(old, ignore_errors=True)
+            except BaseException as exc:  # surfaced to the main thread by wait()
+                logger.exception("checkpoint upload failed")
+                self.error = exc
+
+
+def _checkpoint_step(folder: Path) -> int | None:
+    try:
+        return int(folder.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class WorkerCallback(TrainerCallback):
+    """Connects the Trainer loop to the job: metric points, divergence, stop requests, uploads."""
+
+    def __init__(self, *, state: JobState, sink: MetricsSink, reporter: Any,
+                 uploader: CheckpointUploader, warmup_steps: int, gpu_stats: Any = None,
+                 token_counter: Any = None) -> None:
+        self.state, self.sink, self.reporter, self.uploader = state, sink, reporter, uploader
+        self.warmup_steps = warmup_steps
+        self.gpu_stats = gpu_stats
+        self.token_counter = token_counter  # () -> (tokens, samples) since the last call
+        self._reference_loss: float | None = None
+        self._over = 0
+        self._session_start_step = 0
+        self._session_start = time.monotonic()
+        self._last_log_time = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.state.total_steps = state.max_steps
+        self.state.step = state.global_step
+        self._session_start_step = state.global_step
+        self._session_start = self._last_log_time = time.monotonic()
+        if self.token_counter is not None:
+            self.token_counter()  # reset
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.state.step = state.global_step
+        if self.reporter.stop_requested:
+            # Cancelled or superseded: the control plane wants nothing more from this attempt.
+            self.state.stopped_by_control_plane = True
+            self.uploader.cancel()
+            control.should_save = False
+            control.should_evaluate = False
+            control.should_training_stop = True
+        elif self.state.signal_name is not None:
+            # SIGTERM/SIGINT: the Trainer saves a checkpoint right after this step, then stops.
+            self.state.interrupted_during_training = True
+            control.should_save = True
+            control.should_evaluate = False
+            control.should_training_stop = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.state.stopped_by_control_plane:
+            return control
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.uploader.submit(state.global_step, folder)
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" not in logs and "eval_loss" not in logs:
+            return control  # end-of-train summary, runtime stats
+        now = time.monotonic()
+        elapsed = max(now - self._last_log_time, 1e-9)
+        self._last_log_time = now
+        step = state.global_step
+        point: dict[str, Any] = {
+            "step": step,
+            "epoch": _finite(logs.get("epoch", state.epoch)),
+            "train_loss": None, "eval_loss": None, "learning_rate": None, "grad_norm": None,
+            "tokens_per_second": None, "samples_per_second": None,
+            "gpu_memory_used_mb": None, "gpu_memory_total_mb": None, "gpu_utilization_pct": None,
+            "eta_seconds": None, "total_steps": state.max_steps,
+        }
+        if "loss" in logs:
+            loss = float(logs["loss"])
+            self._check_divergence(loss, step)
+            self.state.last_train_loss = loss
+            if self.state.first_train_loss is None:
+                self.state.first_train_loss = loss
+            point["train_loss"] = loss
+            point["learning_rate"] = _finite(logs.get("learning_rate"))
+            point["grad_norm"] = _finite(logs.get("grad_norm"))
+            if self.token_counter is not None:
+                tokens, samples = self.token_counter()
+                self.state.tokens_trained += tokens
+                self.state.samples_trained += samples
+                point["tokens_per_second"] = tokens / elapsed
+                point["samples_per_second"] = samples / elapsed
+            done = step - self._session_start_step
+            if done > 0:
+                per_step = (now - self._session_start) / done
+                point["eta_seconds"] = max(0.0, (state.max_steps - step) * per_step)
+        if "eval_loss" in logs:
+            point["eval_loss"] = _finite(logs["eval_loss"])
+            self.state.last_eval_loss = point["eval_loss"]
+        if self.gpu_stats is not None:
+            point.update(self.gpu_stats())
+        self.sink.add(point)
+        return control
+
+    def _check_divergence(self, loss: float, step: int) -> None:
+        from gpu_worker.errors import DivergenceError
+
+        if not math.isfinite(loss):
+            raise DivergenceError(f"training loss became {loss} at step {step}")
+        if self._reference_loss is None:
+            if step > self.warmup_steps:
+                self._reference_loss = loss
+            return
+        if loss > DIVERGENCE_FACTOR * self._reference_loss:
+            self._over += 1
+            if self._over >= DIVERGENCE_PATIENCE:
+                raise DivergenceError(
+                    f"training loss {loss:.4g} at step {step} has stayed above {DIVERGENCE_FACTOR:g}x "
+                    f"the post-warmup loss {self._reference_loss:.4g} for {self._over} logged steps")
+        else:
+            self._over = 0
+
+
+def cuda_stats() -> dict[str, Any]:
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    stats: dict[str, Any] = {"gpu_memory_used_mb": (total - free) / 2**20,
+                             "gpu_memory_total_mb": total / 2**20}
+    try:
+        stats["gpu_utilization_pct"] = float(torch.cuda.utilization())
+    except Exception:  # needs pynvml; optional
+        stats["gpu_utilization_pct"] = None
+    return stats

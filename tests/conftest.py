@@ -1,0 +1,76 @@
+"""Shared fixtures: users in the three roles, services that must exist in CI.
+
+Tests run against PostgreSQL and Redis (the README's test command points DATABASE_URL and
+REDIS_URL at them). A test that needs one of them and finds it missing fails under CI=true and
+is skipped, with the reason, on a developer's machine without them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(name: str, url: str) -> None:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=2):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable at {parsed.hostname}:{parsed.port} ({exc})"
+        if IN_CI:
+            pytest.fail(f"{message}; CI requires it", pytrace=False)
+        pytest.skip(message)
+
+
+def pytest_configure(config) -> None:
+    if IN_CI:
+        db = os.environ.get("DATABASE_URL", "")
+        if not db.startswith(("postgres://", "postgresql://")):
+            raise pytest.UsageError("CI=true requires DATABASE_URL to point at PostgreSQL")
+        if not os.environ.get("REDIS_URL"):
+            raise pytest.UsageError("CI=true requires REDIS_URL")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+    require_service("Redis", url)
+    return url
+
+
+@pytest.fixture
+def postgres_required(settings) -> None:
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        if IN_CI:
+            pytest.fail("this test needs PostgreSQL; CI requires it", pytrace=False)
+        pytest.skip("this test needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("olivia", "olivia@example.com", "pw-olivia-123")
+
+
+@pytest.fixture
+def teammate(django_user_model, settings):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("tomas", "tomas@example.com", "pw-tomas-123")
+    user.groups.add(Group.objects.get_or_create(name=settings.TRAINING_ALL_JOBS_GROUP)[0])
+    return user
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    return django_user_model.objects.create_user("oscar", "oscar@example.com", "pw-oscar-123")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_superuser("sam", "sam@example.com", "pw-sam-123")

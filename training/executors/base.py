@@ -1,0 +1,95 @@
+"""The executor plug-in interface: one small base class and a kind -> class registry.
+
+Executors never write job state; services do, from what executors return or raise.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from training.models import TrainingJob
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """What a launch started: `ref` is stored on the job (host/pid, pod id) for poll/cancel."""
+
+    ref: dict
+    hourly_rate: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True)
+class PodState:
+    """The executor's view of the worker of the job's current attempt.
+
+    state: "starting" (not running yet), "running", "exited" (process/pod ended; exit_code set
+    when known), "gone" (vanished: preempted, terminated by someone else), "unknown" (could not
+    ask: the executor's API failed; never treated as an interruption by itself).
+    """
+
+    state: str
+    exit_code: int | None = None
+    runtime_seconds: float | None = None
+    last_status_change: datetime | None = None
+    detail: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+class ExecutorError(Exception):
+    """A launch/poll/cancel failure, classified for the user.
+
+    `transient` failures (no capacity, network) are retried automatically with backoff.
+    """
+
+    def __init__(self, error_type: str, message: str, suggested_fix: str = "", *,
+                 transient: bool = False, suggested_config: dict | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.suggested_fix = suggested_fix
+        self.transient = transient
+        self.suggested_config = suggested_config or {}
+
+
+class Executor(ABC):
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def launch(self, job: TrainingJob, worker_config: dict) -> LaunchResult:
+        """Start the worker for job.attempt with `worker_config` (gpu_worker's JSON).
+
+        Must be idempotent for a given (job, attempt): a redelivered task calling launch again
+        must find and return the worker it already started instead of starting a second one.
+        """
+
+    @abstractmethod
+    def poll(self, job: TrainingJob) -> PodState:
+        """Report the state of the worker recorded in job.executor_ref."""
+
+    @abstractmethod
+    def cancel(self, job: TrainingJob) -> None:
+        """Stop the worker (SIGTERM first, so it can stop cleanly); a no-op if already gone."""
+
+
+_REGISTRY: dict[str, type[Executor]] = {}
+
+
+def register(cls: type[Executor]) -> type[Executor]:
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def get_executor(kind: str) -> Executor:
+    # Importing the implementations here registers them without import cycles at module load.
+    from . import local  # noqa: F401
+
+    try:
+        return _REGISTRY[kind]()
+    except KeyError:
+        raise ExecutorError("configuration", f"Unknown executor '{kind}'.",
+                            f"Use one of: {', '.join(sorted(_REGISTRY))}.") from None

@@ -1,0 +1,410 @@
+"""Datasets, presets, base models, jobs and what jobs report.
+
+Behaviour lives here (fat models); `services.py` holds the cross-cutting operations that also
+enqueue tasks or talk to executors. Status changes go through `lifecycle.transition` only.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .lifecycle import ACTIVE, NOT_STARTED, TERMINAL, Status
+
+
+def dataset_upload_path(instance: TrainingFile, filename: str) -> str:
+    # Content-addressed: the same bytes are stored once whatever they were called.
+    ext = "jsonl" if filename.lower().endswith(".jsonl") else "json"
+    return f"datasets/{instance.sha256}.{ext}"
+
+
+class TrainingFile(models.Model):
+    class Format(models.TextChoices):
+        MESSAGES = "messages", "Chat messages"
+        TRAINING_PAIRS = "training_pairs", "Training pairs"
+        PROMPT_COMPLETION = "prompt_completion", "Prompt / completion"
+        UNKNOWN = "unknown", "Unknown"
+
+    class ValidationStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        VALID = "valid", "Valid"
+        INVALID = "invalid", "Invalid"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    file = models.FileField(upload_to=dataset_upload_path, max_length=255)
+    sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    size_bytes = models.BigIntegerField(default=0, editable=False)
+    format = models.CharField(max_length=32, choices=Format.choices, default=Format.UNKNOWN, editable=False)
+    validation_status = models.CharField(
+        max_length=16, choices=ValidationStatus.choices, default=ValidationStatus.PENDING, editable=False
+    )
+    record_count = models.PositiveIntegerField(default=0, editable=False)
+    problem_count = models.PositiveIntegerField(default=0, editable=False)
+    # {"problems": [{"line", "field", "reason"}...], "message": str} — capped list, full count above.
+    validation_report = models.JSONField(default=dict, blank=True, editable=False)
+    # Token statistics computed with `token_stats_model`'s tokenizer.
+    token_stats = models.JSONField(default=dict, blank=True, editable=False)
+    token_stats_model = models.CharField(max_length=255, blank=True, editable=False)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_files"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_by", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_trainable(self) -> bool:
+        return self.validation_status == self.ValidationStatus.VALID
+
+    @property
+    def total_tokens(self) -> int:
+        return int(self.token_stats.get("trainable_tokens") or self.token_stats.get("total_tokens") or 0)
+
+
+class HyperparameterPreset(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=64)
+    lora_r = models.PositiveIntegerField()
+    lora_alpha = models.PositiveIntegerField()
+    lora_dropout = models.FloatField()
+    learning_rate = models.FloatField()
+    num_epochs = models.FloatField()
+    per_device_batch_size = models.PositiveIntegerField()
+    gradient_accumulation_steps = models.PositiveIntegerField()
+    max_seq_length = models.PositiveIntegerField()
+    warmup_ratio = models.FloatField(default=0.03)
+    lr_scheduler = models.CharField(max_length=32, default="cosine")
+    explanation = models.TextField(help_text="What this preset does, in plain language.")
+    best_for = models.TextField()
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    HYPERPARAMETER_FIELDS = (
+        "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "num_epochs",
+        "per_device_batch_size", "gradient_accumulation_steps", "max_seq_length",
+        "warmup_ratio", "lr_scheduler",
+    )
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (r={self.lora_r}, lr={self.learning_rate:g}, {self.num_epochs:g} epochs)"
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.HYPERPARAMETER_FIELDS}
+
+
+class BaseModel(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=128)
+    # What the worker's `base_model` field gets: "embedded:...", a Hub id or a local folder.
+    model_id = models.CharField(max_length=255)
+    parameter_count = models.BigIntegerField(help_text="Number of parameters, e.g. 70000000000.")
+    recommended_gpu = models.CharField(max_length=64, help_text="A key of settings.GPU_TABLE.")
+    context_length = models.PositiveIntegerField(default=8192)
+    is_embedded = models.BooleanField(default=False, help_text="Runs on this machine's CPU with no download.")
+    requires_access = models.BooleanField(default=False, help_text="Gated on the Hub: needs an accepted licence and HF_TOKEN.")
+    notes = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["parameter_count"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def parameters_billions(self) -> float:
+        return self.parameter_count / 1e9
+
+
+class Tag(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConfigurationTemplate(models.Model):
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="templates")
+    preset = models.ForeignKey(HyperparameterPreset, null=True, blank=True, on_delete=models.SET_NULL)
+    # The job configuration it stands for: hyperparameter overrides and job options.
+    configuration = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="training_templates")
+    usage_count = models.PositiveIntegerField(default=0, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["created_by", "name"], name="unique_template_name_per_user")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def record_use(self) -> None:
+        # F() so that two jobs created from the template at once both count.
+        ConfigurationTemplate.objects.filter(pk=self.pk).update(
+            usage_count=models.F("usage_count") + 1, last_used_at=timezone.now()
+        )
+
+
+class TrainingJobQuerySet(models.QuerySet):
+    def visible_to(self, user) -> TrainingJobQuerySet:
+        if user.is_staff or user.groups.filter(name=settings.TRAINING_ALL_JOBS_GROUP).exists():
+            return self
+        return self.filter(created_by=user)
+
+    def active(self) -> TrainingJobQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+
+class TrainingJob(models.Model):
+    class PricingTier(models.TextChoices):
+        SPOT = "spot", "Spot (interruptible)"
+        ON_DEMAND = "on_demand", "On-demand"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    training_file = models.ForeignKey(TrainingFile, on_delete=models.PROTECT, related_name="jobs")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="jobs")
+    preset = models.ForeignKey(HyperparameterPreset, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    template = models.ForeignKey(ConfigurationTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries",
+                               help_text="The failed job this one retries.")
+
+    # Configuration, frozen at creation.
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    notes = models.TextField(blank=True)
+    client = models.CharField(max_length=255, blank=True)
+    project = models.CharField(max_length=255, blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="jobs")
+    configuration = models.JSONField(default=dict, help_text="Resolved hyperparameters and options.")
+    executor = models.CharField(max_length=32, default="local")
+    gpu_type = models.CharField(max_length=64, blank=True)
+    gpu_pricing_tier = models.CharField(max_length=16, choices=PricingTier.choices, default=PricingTier.SPOT)
+
+    # Status and progress (written by lifecycle.transition and webhook ingestion only).
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING, editable=False)
+    current_stage = models.CharField(max_length=32, blank=True, editable=False)
+    progress_percentage = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("0"), editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # Cost and duration.
+    cost_estimate = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True, editable=False)
+    cost_estimate_low = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True, editable=False)
+    cost_estimate_high = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True, editable=False)
+    estimate = models.JSONField(default=dict, blank=True, editable=False, help_text="The full estimate, per stage.")
+    actual_cost = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"), editable=False)
+    hourly_rate = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal("0"), editable=False)
+    billable_seconds = models.FloatField(default=0, editable=False)
+    estimated_duration_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    actual_duration_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
+
+    # Execution.
+    attempt = models.PositiveIntegerField(default=0, editable=False)
+    executor_ref = models.JSONField(default=dict, blank=True, editable=False, help_text="Host/pid or pod id of the live attempt.")
+    attempt_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    secret = models.CharField(max_length=64, blank=True, editable=False)
+    last_checkpoint_step = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    resumed_from_step = models.PositiveIntegerField(null=True, blank=True, editable=False)
+
+    # Latest metrics.
+    current_epoch = models.FloatField(null=True, blank=True, editable=False)
+    current_step = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    total_steps = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    latest_loss = models.FloatField(null=True, blank=True, editable=False)
+    latest_eval_loss = models.FloatField(null=True, blank=True, editable=False)
+    latest_learning_rate = models.FloatField(null=True, blank=True, editable=False)
+    latest_perplexity = models.FloatField(null=True, blank=True, editable=False)
+    estimated_time_remaining_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    results = models.JSONField(default=dict, blank=True, editable=False, help_text="validation_results and completed payloads.")
+
+    # Errors and recovery.
+    error_type = models.CharField(max_length=64, blank=True, editable=False)
+    error_message = models.TextField(blank=True, editable=False)
+    error_suggested_fix = models.TextField(blank=True, editable=False)
+    error_details = models.JSONField(default=dict, blank=True, editable=False)
+    retry_count = models.PositiveIntegerField(default=0, editable=False)
+    checkpoint_recovery_count = models.PositiveIntegerField(default=0, editable=False)
+    lost_seconds = models.FloatField(default=0, editable=False, help_text="Training time lost to interruptions.")
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="training_jobs")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TrainingJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["created_by", "-created_at"]),
+            models.Index(fields=["preset", "-created_at"]),
+            # The beat poll scans active jobs only.
+            models.Index(fields=["status"], name="job_active_idx",
+                         condition=~Q(status__in=["completed", "failed", "cancelled", "pending"])),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # --- State questions -------------------------------------------------------------------
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def was_started(self) -> bool:
+        return self.status not in NOT_STARTED
+
+    def heartbeat_is_stale(self, now=None) -> bool:
+        now = now or timezone.now()
+        limit = timedelta(seconds=settings.HEARTBEAT_INTERVAL_SECONDS * settings.HEARTBEAT_STALE_FACTOR)
+        last = self.last_heartbeat_at or self.attempt_started_at
+        return last is not None and now - last > limit
+
+    # --- Derived figures -------------------------------------------------------------------
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.configuration.get("hyperparameters", {})
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.completed_at or timezone.now()) - self.started_at
+
+    def recovery_summary(self) -> str:
+        if not self.checkpoint_recovery_count:
+            return ""
+        minutes = round(self.lost_seconds / 60)
+        lost_cost = Decimal(self.lost_seconds / 3600) * self.hourly_rate
+        text = f"Interrupted {self.checkpoint_recovery_count}×"
+        if self.resumed_from_step is not None:
+            text += f", resumed from step {self.resumed_from_step}"
+        text += f", {minutes} min lost"
+        if lost_cost >= Decimal("0.01"):
+            text += f" (${lost_cost.quantize(settings.MONEY)})"
+        return text
+
+    def new_secret(self) -> str:
+        return secrets.token_urlsafe(32)
+
+
+class MetricPoint(models.Model):
+    """One training step's metrics (seed 002's training_metrics_history). One row per step:
+    a repeated or resent point updates the row instead of adding one."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metric_points")
+    attempt = models.PositiveIntegerField(default=1)
+    step = models.PositiveIntegerField()
+    epoch = models.FloatField(null=True, blank=True)
+    train_loss = models.FloatField(null=True, blank=True)
+    eval_loss = models.FloatField(null=True, blank=True)
+    learning_rate = models.FloatField(null=True, blank=True)
+    grad_norm = models.FloatField(null=True, blank=True)
+    perplexity = models.FloatField(null=True, blank=True)
+    tokens_per_second = models.FloatField(null=True, blank=True)
+    samples_per_second = models.FloatField(null=True, blank=True)
+    gpu_memory_used_mb = models.PositiveIntegerField(null=True, blank=True)
+    gpu_memory_total_mb = models.PositiveIntegerField(null=True, blank=True)
+    gpu_utilization_pct = models.PositiveSmallIntegerField(null=True, blank=True)
+    eta_seconds = models.PositiveIntegerField(null=True, blank=True)
+    reported_at = models.DateTimeField(default=timezone.now)
+
+    VALUE_FIELDS = (
+        "epoch", "train_loss", "eval_loss", "learning_rate", "grad_norm", "perplexity",
+        "tokens_per_second", "samples_per_second", "gpu_memory_used_mb", "gpu_memory_total_mb",
+        "gpu_utilization_pct", "eta_seconds",
+    )
+
+    class Meta:
+        ordering = ["job", "step"]
+        constraints = [models.UniqueConstraint(fields=["job", "step"], name="one_metric_point_per_step")]
+        indexes = [models.Index(fields=["job", "reported_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} step {self.step}"
+
+
+class JobEvent(models.Model):
+    """Everything that happened to a job: worker reports (seed 002's training_webhook_events),
+    status changes, user actions and anomalies."""
+
+    class Type(models.TextChoices):
+        STATUS_CHANGED = "status_changed"
+        STARTED = "started"
+        STAGE_CHANGED = "stage_changed"
+        METRICS = "metrics"
+        HEARTBEAT = "heartbeat"
+        CHECKPOINT_SAVED = "checkpoint_saved"
+        INTERRUPTED = "interrupted"
+        RESUMED = "resumed"
+        ERROR = "error"
+        VALIDATION_RESULTS = "validation_results"
+        COMPLETED = "completed"
+        LAUNCHED = "launched"
+        POD_STATE = "pod_state"
+        ACTION = "action"
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        ERROR = "error"
+        CRITICAL = "critical"
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="events")
+    event_type = models.CharField(max_length=64, choices=Type.choices)
+    payload = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=32, default="worker")
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.INFO)
+    # The webhook-id header: the idempotency key of a worker report.
+    webhook_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    seq = models.PositiveIntegerField(null=True, blank=True)
+    processed = models.BooleanField(default=False)
+    processing_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [
+            models.Index(fields=["job", "event_type"]),
+            models.Index(fields=["job", "received_at"]),
+            models.Index(fields=["processed", "received_at"], name="event_unprocessed_idx",
+                         condition=Q(processed=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} ({self.job_id})"

@@ -1,0 +1,247 @@
+"""Job operations users perform: create, start, cancel, retry, delete.
+
+Each validates, changes state through lifecycle.transition, and enqueues follow-up work with
+transaction.on_commit so a task never runs against a row its transaction has not committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from gpu_worker.config import ConfigError, WorkerConfig
+
+from ..lifecycle import TERMINAL, IllegalTransition, Status, refusal, transition
+from ..models import (
+    BaseModel,
+    ConfigurationTemplate,
+    HyperparameterPreset,
+    JobEvent,
+    Tag,
+    TrainingFile,
+    TrainingJob,
+)
+
+# Job-level options a configuration may carry besides the worker's hyperparameters.
+JOB_OPTIONS = ("executor", "gpu_type", "gpu_pricing_tier")
+# Worker fields a user may set; everything else (ids, URLs, secrets, stores) is the system's.
+USER_HYPERPARAMETERS = frozenset(
+    {
+        "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "num_epochs",
+        "per_device_batch_size", "gradient_accumulation_steps", "max_seq_length", "warmup_ratio",
+        "lr_scheduler", "weight_decay", "max_grad_norm", "seed", "max_steps", "eval_split",
+        "eval_interval", "early_stopping_patience", "checkpoint_interval", "keep_checkpoints",
+        "quantization", "gradient_checkpointing", "evaluators", "validation_max_samples",
+        "memory_limit_mb", "logging_steps",
+    }
+)
+assert USER_HYPERPARAMETERS <= {f.name for f in dataclass_fields(WorkerConfig)}
+
+
+def resolve_configuration(
+    *,
+    base_model: BaseModel,
+    preset: HyperparameterPreset | None = None,
+    template: ConfigurationTemplate | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Preset, then template, then the caller's overrides; validated as the worker would.
+
+    Raises ValidationError naming the field and what to do.
+    """
+    hyper: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    if preset is not None:
+        hyper.update(preset.hyperparameters())
+    for source in (template.configuration if template else {}, overrides or {}):
+        for key, value in source.items():
+            if key == "hyperparameters" and isinstance(value, dict):
+                source_items = value.items()
+            else:
+                source_items = [(key, value)]
+            for k, v in source_items:
+                if k in JOB_OPTIONS:
+                    options[k] = v
+                elif k in USER_HYPERPARAMETERS:
+                    hyper[k] = v
+                else:
+                    raise ValidationError(
+                        {k: f"'{k}' is not a setting you can change. Settable: {', '.join(sorted(USER_HYPERPARAMETERS | set(JOB_OPTIONS)))}."}
+                    )
+    hyper.setdefault("checkpoint_interval", settings.CHECKPOINT_INTERVAL_STEPS)
+    try:
+        WorkerConfig.from_dict({"job_id": "validation", "dataset": "validation", **hyper})
+    except (ConfigError, TypeError) as exc:
+        field = str(exc).split(":", 1)[0] if ":" in str(exc) else "configuration"
+        raise ValidationError({field: str(exc)}) from exc
+    executor = options.get("executor", settings.DEFAULT_EXECUTOR)
+    if executor not in ("local", "runpod"):
+        raise ValidationError({"executor": f"'{executor}' is not an executor; use local or runpod."})
+    gpu_type = options.get("gpu_type") or (
+        "CPU_LOCAL" if executor == "local" and base_model.is_embedded else base_model.recommended_gpu
+    )
+    if gpu_type not in settings.GPU_TABLE:
+        raise ValidationError({"gpu_type": f"'{gpu_type}' is not a known GPU; use one of {', '.join(settings.GPU_TABLE)}."})
+    tier = options.get("gpu_pricing_tier", TrainingJob.PricingTier.SPOT)
+    if tier not in TrainingJob.PricingTier.values:
+        raise ValidationError({"gpu_pricing_tier": "use spot or on_demand."})
+    return {
+        "base_model": base_model.model_id,
+        "hyperparameters": hyper,
+        "executor": executor,
+        "gpu_type": gpu_type,
+        "gpu_pricing_tier": tier,
+    }
+
+
+def create_job(
+    *,
+    user,
+    training_file: TrainingFile,
+    base_model: BaseModel | None = None,
+    preset: HyperparameterPreset | None = None,
+    template: ConfigurationTemplate | None = None,
+    overrides: dict[str, Any] | None = None,
+    name: str = "",
+    description: str = "",
+    notes: str = "",
+    client: str = "",
+    project: str = "",
+    tags: list[str] | None = None,
+    parent: TrainingJob | None = None,
+) -> TrainingJob:
+    from .estimates import estimate_for
+
+    if not training_file.is_trainable:
+        raise ValidationError(
+            {"training_file": f"Dataset '{training_file.name}' is {training_file.get_validation_status_display().lower()} "
+                              f"({training_file.problem_count} problem(s)); fix the records listed in its validation report and upload it again."}
+        )
+    if template is not None:
+        base_model = base_model or template.base_model
+        preset = preset or template.preset
+    if base_model is None:
+        base_model = BaseModel.objects.filter(is_embedded=True).first() or BaseModel.objects.first()
+    if preset is None and template is None and not overrides:
+        preset = HyperparameterPreset.objects.filter(slug="balanced").first()
+    configuration = resolve_configuration(base_model=base_model, preset=preset, template=template, overrides=overrides)
+    estimate = estimate_for(
+        training_file=training_file,
+        base_model=base_model,
+        hyperparameters=configuration["hyperparameters"],
+        gpu_type=configuration["gpu_type"],
+        pricing_tier=configuration["gpu_pricing_tier"],
+    )
+    with transaction.atomic():
+        job = TrainingJob.objects.create(
+            training_file=training_file,
+            base_model=base_model,
+            preset=preset,
+            template=template,
+            parent=parent,
+            name=name or f"{training_file.name} · {preset.name if preset else 'custom'} · {timezone.now():%Y-%m-%d %H:%M}",
+            description=description,
+            notes=notes,
+            client=client,
+            project=project,
+            configuration=configuration,
+            executor=configuration["executor"],
+            gpu_type=configuration["gpu_type"],
+            gpu_pricing_tier=configuration["gpu_pricing_tier"],
+            estimate=estimate,
+            cost_estimate=estimate["cost"]["expected"],
+            cost_estimate_low=estimate["cost"]["low"],
+            cost_estimate_high=estimate["cost"]["high"],
+            estimated_duration_minutes=round(estimate["duration_minutes"]["expected"]),
+            created_by=user,
+        )
+        if tags:
+            job.tags.set([Tag.objects.get_or_create(name=t.strip().lower())[0] for t in tags if t.strip()])
+        if template is not None:
+            template.record_use()
+        JobEvent.objects.create(job=job, event_type=JobEvent.Type.ACTION, source="user",
+                                payload={"action": "created", "by": getattr(user, "username", None)}, processed=True)
+    return job
+
+
+def start_job(job: TrainingJob, *, user=None) -> TrainingJob:
+    from .. import tasks
+
+    with transaction.atomic():
+        moved = transition(
+            job.pk, Status.QUEUED, sources={Status.PENDING}, actor="user",
+            message=f"started by {getattr(user, 'username', 'system')}",
+            updates={"secret": job.new_secret(), "started_at": timezone.now()},
+        )
+        if not moved:
+            job.refresh_from_db()
+            raise refusal("start", job.name, job.status)
+        transaction.on_commit(lambda: tasks.launch_job.delay(str(job.pk)))
+    job.refresh_from_db()
+    return job
+
+
+def cancel_job(job: TrainingJob, *, user=None) -> TrainingJob:
+    from .. import tasks
+
+    with transaction.atomic():
+        non_terminal = {s for s in Status if s not in TERMINAL}
+        moved = transition(job.pk, Status.CANCELLED, sources=non_terminal, actor="user",
+                           message=f"cancelled by {getattr(user, 'username', 'system')}")
+        if not moved:
+            job.refresh_from_db()
+            raise refusal("cancel", job.name, job.status)
+        transaction.on_commit(lambda: tasks.stop_job_execution.delay(str(job.pk)))
+    job.refresh_from_db()
+    return job
+
+
+def delete_job(job: TrainingJob) -> None:
+    # Delete only while pending, decided by the DELETE's own WHERE clause so a concurrent start
+    # cannot slip in between a check and the delete.
+    deleted, _ = TrainingJob.objects.filter(pk=job.pk, status=Status.PENDING).delete()
+    if not deleted:
+        job.refresh_from_db()
+        raise refusal("delete", job.name, job.status)
+
+
+def retry_job(job: TrainingJob, *, user, overrides: dict[str, Any] | None = None) -> TrainingJob:
+    """A new job linked to `job`, with the caller's overrides or else the suggested change."""
+    if job.status not in (Status.FAILED, Status.CANCELLED):
+        raise refusal("retry", job.name, job.status)
+    suggested = (job.error_details or {}).get("suggested_config") or {}
+    changes = dict(overrides if overrides is not None else suggested)
+    merged = {**job.hyperparameters, **changes}
+    for key in JOB_OPTIONS:
+        merged[key] = changes.get(key, getattr(job, key))
+    with transaction.atomic():
+        new_job = create_job(
+            user=user, training_file=job.training_file, base_model=job.base_model, preset=None,
+            overrides=merged, name=f"{job.name} (retry {job.retry_count + 1})", description=job.description,
+            notes=job.notes, client=job.client, project=job.project,
+            tags=list(job.tags.values_list("name", flat=True)), parent=job,
+        )
+        new_job.preset = job.preset
+        new_job.save(update_fields=["preset"])
+        TrainingJob.objects.filter(pk=job.pk).update(retry_count=job.retry_count + 1)
+        JobEvent.objects.create(job=job, event_type=JobEvent.Type.ACTION, source="user", processed=True,
+                                payload={"action": "retried", "new_job": str(new_job.pk), "changes": config_diff(job, new_job)})
+    return new_job
+
+
+def config_diff(old: TrainingJob, new: TrainingJob) -> dict[str, dict[str, Any]]:
+    """Settings that differ between two jobs: {name: {"from": old, "to": new}}."""
+    a = {**old.hyperparameters, **{k: getattr(old, k) for k in JOB_OPTIONS}}
+    b = {**new.hyperparameters, **{k: getattr(new, k) for k in JOB_OPTIONS}}
+    return {k: {"from": a.get(k), "to": b.get(k)} for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+__all__ = [
+    "IllegalTransition", "cancel_job", "config_diff", "create_job", "delete_job",
+    "resolve_configuration", "retry_job", "start_job",
+]
