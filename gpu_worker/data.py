@@ -111,6 +111,13 @@ class _Record:
     index: int | None  # 1-based array index; None for JSONL
 
 
+@dataclass(frozen=True)
+class _InvalidJSON:
+    """A JSONL line that did not parse; kept as a record so problems stay in line order."""
+
+    reason: str
+
+
 @dataclass
 class _Problems:
     """Collects problems, storing the first MAX_STORED_PROBLEMS and counting the rest."""
@@ -133,11 +140,10 @@ def load_dataset_file(path: str | Path) -> DatasetReport:
     path = Path(path)
     text = _read_text(path)
     problems = _Problems()
-    unparsed = 0
     if text.lstrip().startswith("["):
         records = _parse_json_array(text, path)
     else:
-        records, unparsed = _parse_jsonl(text, path, problems)
+        records = _parse_jsonl(text, path)
     objects = [r for r in records if isinstance(r.value, dict)]
     fmt = _detect_format(objects, path)
     conversations = []
@@ -147,7 +153,7 @@ def load_dataset_file(path: str | Path) -> DatasetReport:
             conversations.append(conversation)
     return DatasetReport(
         format=fmt,
-        records=len(records) + unparsed,
+        records=len(records),
         problems=problems.stored,
         conversations=conversations,
         problem_count=problems.count,
@@ -236,31 +242,30 @@ def _syntax_error(path: Path, text: str, pos: int, msg: str, record: int | None)
     )
 
 
-def _parse_jsonl(text: str, path: Path, problems: _Problems) -> tuple[list[_Record], int]:
-    """The records that parse, and how many non-blank lines did not."""
+def _parse_jsonl(text: str, path: Path) -> list[_Record]:
     records: list[_Record] = []
-    bad = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value: Any = json.loads(line)
         except json.JSONDecodeError as exc:
-            bad += 1
-            problems.add(RecordProblem(number, "", f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            continue
+            value = _InvalidJSON(f"not valid JSON ({exc.msg} at column {exc.colno})")
         records.append(_Record(value, number, None))
-    if not records:
+    if all(isinstance(r.value, _InvalidJSON) for r in records):
         # Nothing parsed: not a JSONL file with some bad lines but something else entirely.
         if _is_json_object(text):
             raise DatasetError(
                 f"{path}: the file is a single JSON object; expected a JSON array of records "
                 "or JSONL (one record per line)"
             )
+        problems = [RecordProblem(r.line, "", r.value.reason) for r in records]
         raise DatasetError(
-            f"{path}: not JSON or JSONL: no line holds a JSON record", problems.stored, problems.count
+            f"{path}: not JSON or JSONL: no line holds a JSON record",
+            problems[:MAX_STORED_PROBLEMS],
+            len(problems),
         )
-    return records, bad
+    return records
 
 
 def _is_json_object(text: str) -> bool:
@@ -285,7 +290,7 @@ def _detect_format(objects: list[_Record], path: Path) -> str:
     votes = Counter(f for f in (_record_format(r.value) for r in objects) if f is not None)
     if not votes:
         sample = sorted(objects[0].value)[:10] if objects else []
-        seen = f"; the first record has fields {', '.join(sample)}" if sample else ""
+        seen = f"; the first record (line {objects[0].line}) has fields {', '.join(sample)}" if sample else ""
         raise DatasetError(
             f"{path}: unknown dataset format: expected records with 'messages', or "
             f"'current_user_input' and 'target_response', or 'prompt' and 'completion'{seen}"
@@ -362,6 +367,9 @@ class _Checker:
 def _normalise(record: _Record, fmt: str, problems: _Problems) -> Conversation | None:
     check = _Checker(record, problems)
     value = record.value
+    if isinstance(value, _InvalidJSON):
+        check.fail("", value.reason)
+        return None
     if not isinstance(value, dict):
         check.fail("", f"record must be a JSON object (got {_json_type(value)})")
         return None
@@ -507,11 +515,9 @@ def assistant_spans(
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """The full rendering's token ids and the [start, end) spans that carry loss."""
     full = _render(tokenizer, messages, generation_prompt=False)
-    turns = (
-        [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-        if trainable_turns is None
-        else sorted(trainable_turns)
-    )
+    assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    # Only assistant messages can carry loss, whatever indices the caller passes.
+    turns = assistant if trainable_turns is None else sorted(set(trainable_turns) & set(assistant))
     spans = []
     for i in turns:
         start = _content_start(tokenizer, messages, i, full)
