@@ -86,7 +86,7 @@ def register(cls: type[Executor]) -> type[Executor]:
 
 def get_executor(kind: str) -> Executor:
     # Importing the implementations here registers them without import cycles at module load.
-    from . import local  # noqa: F401
+    from . import local, runpod_executor  # noqa: F401
 
     try:
         return _REGISTRY[kind]()
