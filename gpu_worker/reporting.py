@@ -5,14 +5,15 @@ in-memory list (a few microseconds); it never touches the disk or the network an
 Two daemon threads do the rest:
 
 - the *journal* thread appends new events to `<outbox_dir>/outbox.jsonl` and fsyncs once per
-  batch (an fsync per event costs ~200-350 us on ext4, one per batch of 50 ~9 us per event);
-  only after that may an event be sent, so a restarted worker never reuses a seq that the
-  control plane has already seen;
+  batch (an fsync per event costs ~200-350 us on ext4, one per batch of 50 ~9 us per event).
+  Metrics and heartbeats are gathered for up to JOURNAL_INTERVAL (a crash may lose that much);
+  any other event, flush() and close() have the batch written at once. Only persisted events
+  are sent, so a restarted worker never reuses a seq that the control plane has already seen;
 - the *sender* thread POSTs persisted events one at a time, in seq order, retrying with
   exponential backoff and jitter.
 
-The journal is append-only. Besides events it holds `{"ack": seq}` lines (delivered),
-`{"drop": seq}` lines (discarded by the bounded-queue policy) and `{"last_seq": ...}` lines (the
+The journal is append-only. Besides events it holds `{"ack": id}` lines (delivered),
+`{"drop": id}` lines (discarded by the bounded-queue policy) and `{"last_seq": ...}` lines (the
 counter, so it survives compaction). Acks are not fsynced: losing one only means the event is
 sent again with the same id, which the control plane treats as a duplicate. The journal is
 rewritten (tmp + fsync + rename) at start-up, which also discards a line torn by a crash, and
@@ -48,10 +49,23 @@ LOW_VALUE_TYPES = frozenset({"metrics", "heartbeat"})
 CRITICAL_TYPES = frozenset({"completed", "error", "checkpoint_saved", "interrupted"})
 # Rewrite the journal once it holds this many lines more than there are pending events.
 COMPACT_SLACK = 2000
+# How long metrics and heartbeats may wait in memory before the journal thread writes them (a
+# crash may lose that much); any other event, flush() and close() have them written at once.
+JOURNAL_INTERVAL = 0.2
 
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _dumps(event: dict[str, Any]) -> str:
+    """Serialise an event; data that JSON cannot hold is replaced rather than lost with it."""
+    try:
+        return json.dumps(event, default=str)
+    except (TypeError, ValueError) as exc:  # e.g. a circular reference
+        logger.error("%s event data is not serialisable (%s); sending its repr", event["type"], exc)
+        event["data"] = {"unserializable": repr(event["data"])[:2000]}
+        return json.dumps(event, default=str)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -88,11 +102,19 @@ class Reporter:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
 
-        self._cond = threading.Condition()
+        # One lock, one condition per waiter, so that an emit does not wake the sender from
+        # its backoff or the journal thread for every metrics point.
+        self._lock = threading.RLock()  # re-entrant: a signal handler may emit mid-emit
+        self._journal_wakeup = threading.Condition(self._lock)
+        self._sender_wakeup = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)  # flush() waits on it
+        self._urgent = False  # write the journal now rather than at the next JOURNAL_INTERVAL
+        self._journal_idle = False  # the journal thread waits for work (not gathering a batch)
         self._incoming: list[dict[str, Any]] = []   # emitted, not yet in the journal
         self._pending: deque[dict[str, Any]] = deque()  # in the journal, not yet acked
-        self._journal_notes: list[dict[str, int]] = []   # ack/drop lines to append
+        self._journal_notes: list[dict[str, str]] = []   # ack/drop lines to append
         self._inflight: dict[str, Any] | None = None
+        self._writing = 0  # events the journal thread has taken but not yet moved to _pending
         self._closing = False
         self._stop_reason: str | None = None
         self._threads: list[threading.Thread] = []
@@ -103,8 +125,14 @@ class Reporter:
 
         self._enabled = bool(webhook_url)
         self._seq = 0
+        self._last_seqs: dict[str, int] = {}  # "job:attempt" -> highest seq in the journal
         if self._enabled:
-            self._recover()
+            try:
+                self._recover()
+            except OSError:
+                # Reporting must not stop training: deliver from memory, without durability.
+                logger.exception("cannot use the event outbox %s; events kept in memory only",
+                                 self.outbox_dir)
 
     # ----- public API -----
 
@@ -119,8 +147,8 @@ class Reporter:
     @property
     def pending_count(self) -> int:
         """Events not yet delivered (in memory or in the journal)."""
-        with self._cond:
-            return len(self._incoming) + len(self._pending)
+        with self._lock:
+            return len(self._incoming) + self._writing + len(self._pending)
 
     def start(self) -> None:
         if not self._enabled or self._threads:
@@ -134,7 +162,7 @@ class Reporter:
         """Queue one event and return its id. Never blocks on I/O and never raises."""
         event_id = f"evt_{uuid.uuid4().hex}"
         try:
-            with self._cond:
+            with self._lock:
                 self._seq += 1
                 event = {"id": event_id, "type": type, "job_id": self.job_id,
                          "attempt": self.attempt, "seq": self._seq, "timestamp": _now_iso(),
@@ -143,9 +171,8 @@ class Reporter:
                     # Nowhere to send it, or the control plane said it wants nothing more.
                     return event_id
                 self._incoming.append(event)
-                if len(self._incoming) + len(self._pending) > self.max_queue:
-                    self._drop_one()
-                self._cond.notify_all()
+                self._enforce_bound()
+                self._wake_journal(urgent=type not in LOW_VALUE_TYPES)
         except Exception:  # reporting must never take training down
             logger.exception("could not queue %s event", type)
         return event_id
@@ -155,8 +182,9 @@ class Reporter:
         if not self._enabled:
             return True
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._incoming or self._pending or self._inflight is not None:
+        with self._lock:
+            self._wake_journal(urgent=True)
+            while self._incoming or self._writing or self._pending or self._inflight is not None:
                 if self._stop_reason is not None:
                     break
                 if not self._threads:
@@ -164,7 +192,7 @@ class Reporter:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._progress.wait(remaining)
             return True
 
     def close(self, timeout: float = 10.0) -> None:
@@ -172,9 +200,9 @@ class Reporter:
         if not self._enabled:
             return
         drained = self.flush(timeout)
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify_all()
+            self._notify_all()
         for thread in self._threads:
             # The journal thread persists what is left before it exits; the sender may be
             # stuck in a POST (daemon thread, harmless).
@@ -189,9 +217,29 @@ class Reporter:
             logger.warning("reporter closed with %d undelivered event(s) left in %s",
                            self.pending_count, self.outbox_dir)
 
+    def _wake_journal(self, urgent: bool = False) -> None:
+        """Have the journal thread write soon (urgent: now). Caller holds the lock."""
+        # Notifying a thread that is already gathering a batch would only cost a context switch.
+        if urgent:
+            self._urgent = True
+            self._journal_wakeup.notify()
+        elif self._journal_idle:
+            self._journal_wakeup.notify()
+
+    def _notify_all(self) -> None:
+        for condition in (self._journal_wakeup, self._sender_wakeup, self._progress):
+            condition.notify_all()
+
     # ----- queue policy -----
 
-    def _drop_one(self) -> None:
+    def _enforce_bound(self) -> None:
+        """Drop events until the queue fits in max_queue (caller holds the lock)."""
+        # The journal thread's batch in hand counts too: it lands in _pending right after.
+        while len(self._incoming) + len(self._pending) + self._writing > self.max_queue:
+            if not self._drop_one():
+                return  # only critical events left: keep them all, over the bound
+
+    def _drop_one(self) -> bool:
         """Drop the oldest low-value event (metrics/heartbeat, then other non-critical ones)."""
         for allowed in (LOW_VALUE_TYPES, None):
             for queue, persisted in ((self._pending, True), (self._incoming, False)):
@@ -201,13 +249,14 @@ class Reporter:
                         continue
                     del queue[index]
                     if persisted:
-                        self._journal_notes.append({"drop": event["seq"]})
+                        self._journal_notes.append({"drop": event["id"]})
+                        self._wake_journal()
                     self.dropped += 1
                     if self.dropped == 1 or self.dropped % 1000 == 0:
                         logger.warning("outbox full (%d): dropped %d event(s) so far",
                                        self.max_queue, self.dropped)
-                    return
-        # Only critical events left: keep them all, over the bound.
+                    return True
+        return False
 
     # ----- journal -----
 
@@ -220,9 +269,8 @@ class Reporter:
     def _recover(self) -> None:
         """Load undelivered events and the seq counters left by a previous process."""
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        events: dict[int, dict[str, Any]] = {}
-        done: set[int] = set()
-        self._last_seqs: dict[str, int] = {}
+        events: dict[str, dict[str, Any]] = {}
+        done: set[str] = set()  # ids: seq alone is unique only within one attempt
         path = self._journal_path()
         if path.exists():
             with path.open("r", encoding="utf-8", errors="replace") as handle:
@@ -241,11 +289,11 @@ class Reporter:
                     elif "drop" in record:
                         done.add(record["drop"])
                     elif "seq" in record and "id" in record:
-                        events[record["seq"]] = record
+                        events[record["id"]] = record
                         key = f"{record.get('job_id')}:{record.get('attempt')}"
                         self._last_seqs[key] = max(self._last_seqs.get(key, 0), record["seq"])
         # seq is unique per attempt; leftovers from another attempt keep their own numbers.
-        leftovers = sorted((e for s, e in events.items() if s not in done),
+        leftovers = sorted((e for i, e in events.items() if i not in done),
                            key=lambda e: (e.get("attempt", 0), e["seq"]))
         self._pending.extend(leftovers)
         self._seq = self._last_seqs.get(self._seq_key(), 0)
@@ -258,10 +306,8 @@ class Reporter:
         """Rewrite the journal as counters + pending events (atomic: tmp, fsync, rename)."""
         path = self._journal_path()
         tmp = path.with_suffix(".tmp")
-        with self._cond:
+        with self._lock:
             snapshot = list(self._pending)
-            if self._inflight is not None and self._inflight not in snapshot:
-                snapshot.insert(0, self._inflight)
             self._last_seqs[self._seq_key()] = max(self._last_seqs.get(self._seq_key(), 0),
                                                    self._persisted_seq())
             counters = dict(self._last_seqs)
@@ -286,29 +332,34 @@ class Reporter:
 
     def _write_journal_batch(self) -> bool:
         """Persist what emit() queued; move it to pending. Returns False if there was nothing."""
-        with self._cond:
+        with self._lock:
             batch, self._incoming = self._incoming, []
             notes, self._journal_notes = self._journal_notes, []
+            self._writing = len(batch)
         if not batch and not notes:
             return False
-        lines = [json.dumps(n) for n in notes]
-        lines += [json.dumps(e, default=str) for e in batch]
         try:
-            self._journal_file.write("\n".join(lines) + "\n")
-            self._journal_file.flush()
-            if batch:
-                os.fsync(self._journal_file.fileno())
-            self._journal_lines += len(lines)
-        except (OSError, ValueError):
+            lines = [json.dumps(n) for n in notes] + [_dumps(e) for e in batch]
+            if self._journal_file is not None:  # None: unusable outbox, already logged
+                self._journal_file.write("\n".join(lines) + "\n")
+                self._journal_file.flush()
+                if batch:
+                    os.fsync(self._journal_file.fileno())
+                self._journal_lines += len(lines)
+        except Exception:
             # Disk full or similar: still deliver from memory rather than lose them.
             logger.exception("could not write the event outbox; events kept in memory only")
-        with self._cond:
-            if batch:
-                self._last_seqs[self._seq_key()] = max(
-                    self._last_seqs.get(self._seq_key(), 0), batch[-1]["seq"])
-            self._pending.extend(batch)
-            self._cond.notify_all()
-            needs_compaction = self._journal_lines > len(self._pending) + COMPACT_SLACK
+        finally:
+            with self._lock:
+                if batch:
+                    self._last_seqs[self._seq_key()] = max(
+                        self._last_seqs.get(self._seq_key(), 0), batch[-1]["seq"])
+                self._pending.extend(batch)
+                self._writing = 0
+                self._sender_wakeup.notify()
+                self._progress.notify_all()
+                needs_compaction = (self._journal_file is not None
+                                    and self._journal_lines > len(self._pending) + COMPACT_SLACK)
         if needs_compaction:
             try:
                 self._compact()
@@ -318,9 +369,17 @@ class Reporter:
 
     def _journal_loop(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
+                self._journal_idle = True
                 while not (self._incoming or self._journal_notes or self._closing):
-                    self._cond.wait()
+                    self._journal_wakeup.wait()
+                self._journal_idle = False
+                # Gather a batch: one write and one fsync per interval, not one per event.
+                deadline = time.monotonic() + JOURNAL_INTERVAL
+                while not (self._urgent or self._closing) and \
+                        (remaining := deadline - time.monotonic()) > 0:
+                    self._journal_wakeup.wait(remaining)
+                self._urgent = False
                 closing = self._closing
             try:
                 self._write_journal_batch()
@@ -333,9 +392,9 @@ class Reporter:
     # ----- sender -----
 
     def _next_event(self) -> dict[str, Any] | None:
-        with self._cond:
+        with self._lock:
             while not self._pending and not self._closing and self._stop_reason is None:
-                self._cond.wait()
+                self._sender_wakeup.wait()
             if self._closing or self._stop_reason is not None:
                 return None
             self._inflight = self._pending[0]
@@ -343,26 +402,27 @@ class Reporter:
 
     def _finish(self, event: dict[str, Any], note: str) -> None:
         """Remove a delivered (or undeliverable) event from the queue."""
-        with self._cond:
+        with self._lock:
             if self._pending and self._pending[0] is event:
                 self._pending.popleft()
-                self._journal_notes.append({note: event["seq"]})
+                self._journal_notes.append({note: event["id"]})
+                self._wake_journal()
             self._inflight = None
-            self._cond.notify_all()
+            self._progress.notify_all()
 
     def _request_stop(self, event: dict[str, Any], status: int) -> None:
         reason = ("cancelled or superseded: the control plane answered "
                   f"{status} to {event['type']} seq {event['seq']}")
         logger.warning("stopping: %s", reason)
-        with self._cond:
+        with self._lock:
             self._stop_reason = reason
             dropped = list(self._pending) + self._incoming
             self._pending.clear()
             self._incoming = []
             # The control plane wants nothing more from this attempt, now or after a restart.
-            self._journal_notes.extend({"drop": e["seq"]} for e in dropped)
+            self._journal_notes.extend({"drop": e["id"]} for e in dropped)
             self._inflight = None
-            self._cond.notify_all()
+            self._notify_all()
 
     def _send_loop(self) -> None:
         session = requests.Session()
@@ -394,12 +454,13 @@ class Reporter:
             failures += 1
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (failures - 1))
             delay *= random.uniform(0.5, 1.0)
-            with self._cond:
+            deadline = time.monotonic() + delay
+            with self._lock:
                 self._inflight = None
-                self._cond.notify_all()
-                # Wakes early only to exit; new events must wait behind this one anyway.
-                if not self._closing:
-                    self._cond.wait(delay)
+                self._progress.notify_all()
+                # Only closing cuts the wait short: new events must queue behind this one anyway.
+                while not self._closing and (remaining := deadline - time.monotonic()) > 0:
+                    self._sender_wakeup.wait(remaining)
 
     def _post(self, session: requests.Session, event: dict[str, Any]) -> int | None:
         body = json.dumps(event, separators=(",", ":"), default=str).encode()

@@ -72,7 +72,8 @@ class Receiver:
         handler = type("Handler", (_Handler,), {"receiver": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -179,6 +180,9 @@ class Receiver:
 class _Handler(BaseHTTPRequestHandler):
     receiver: Receiver
     protocol_version = "HTTP/1.1"  # keep-alive, like a real control plane
+    # Headers and body go out in separate writes; with Nagle on, each answer waits ~40 ms for
+    # the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output clean
