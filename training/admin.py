@@ -1,0 +1,683 @@
+"""The Django admin: the operators' main UI.
+
+Jobs are created, started, cancelled and retried only through `training.services.jobs`, and
+datasets are uploaded only through `training.services.datasets`, exactly as the API does; the
+admin never writes a field the lifecycle or the worker owns. A refused action is a warning
+message, never an error page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Count
+from django.http import HttpResponseRedirect, JsonResponse
+from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from gpu_worker.config import ConfigError, WorkerConfig
+
+from .forms import TrainingFileUploadForm, TrainingJobCreateForm
+from .lifecycle import IllegalTransition, Status
+from .models import (
+    BaseModel,
+    ConfigurationTemplate,
+    HyperparameterPreset,
+    JobEvent,
+    MetricPoint,
+    Tag,
+    TrainingFile,
+    TrainingJob,
+)
+from .services import jobs as job_services
+from .services.datasets import ingest_training_file
+
+logger = logging.getLogger(__name__)
+
+admin.site.site_header = "LoRA fine-tuning"
+admin.site.site_title = "LoRA fine-tuning"
+admin.site.index_title = "Datasets, presets and training jobs"
+
+STATUS_COLORS = {
+    Status.PENDING: "#6b7280",
+    Status.QUEUED: "#2563eb",
+    Status.PROVISIONING: "#0891b2",
+    Status.PREPROCESSING: "#0891b2",
+    Status.MODEL_LOADING: "#0891b2",
+    Status.TRAINING: "#7c3aed",
+    Status.FINALIZING: "#7c3aed",
+    Status.VALIDATING: "#7c3aed",
+    Status.RECOVERING: "#d97706",
+    Status.COMPLETED: "#16a34a",
+    Status.FAILED: "#dc2626",
+    Status.CANCELLED: "#9ca3af",
+}
+VALIDATION_COLORS = {"valid": "#16a34a", "invalid": "#dc2626", "pending": "#6b7280"}
+
+
+def badge(label: str, color: str):
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+        'font-size:11px;font-weight:600;white-space:nowrap">{}</span>', color, label,
+    )
+
+
+def progress_bar(percentage) -> str:
+    pct = max(0.0, min(100.0, float(percentage or 0)))
+    return format_html(
+        '<div style="display:flex;align-items:center;gap:6px">'
+        '<div style="width:90px;height:8px;background:#e5e7eb;border-radius:4px;overflow:hidden">'
+        '<div style="width:{}%;height:8px;background:#16a34a"></div></div><span>{}%</span></div>',
+        f"{pct:.1f}", f"{pct:.0f}",
+    )
+
+
+def minutes_text(minutes: float | None) -> str:
+    if minutes is None:
+        return "—"
+    minutes = round(minutes)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def pretty_json(value: Any):
+    return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', json.dumps(value, indent=2, default=str))
+
+
+def messages_of(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+def estimate_table(estimate: dict[str, Any]):
+    """The per-stage breakdown of an estimate dict, as a small HTML table (the raw JSON for an
+    estimate in an older or foreign shape: a job page must render whatever is stored)."""
+    if not estimate:
+        return "—"
+    try:
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td></tr>",
+            ((name.replace("_", " ").capitalize(), minutes_text(float(m))) for name, m in estimate["stages"].items()),
+        )
+        throughput = estimate.get("throughput") or {}
+        return format_html(
+            "<p><strong>{}</strong><br>Expected: {}, ${}</p><table><tbody>{}</tbody></table>"
+            "<p>{} steps · {} tokens processed · {} tokens/s ({})</p>",
+            estimate.get("summary", ""), minutes_text(float(estimate["duration_minutes"]["expected"])),
+            estimate["cost"]["expected"], rows, estimate.get("total_steps", "?"),
+            f"{int(estimate.get('tokens_processed') or 0):,}", f"{float(throughput.get('tokens_per_second') or 0):.1f}",
+            throughput.get("note") or throughput.get("source", ""),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return pretty_json(estimate)
+
+
+# --- Datasets ---------------------------------------------------------------------------------
+
+
+@admin.register(TrainingFile)
+class TrainingFileAdmin(admin.ModelAdmin):
+    list_display = ("name", "validation_badge", "format", "record_count", "problem_count", "size",
+                    "tokens", "created_by", "created_at")
+    list_filter = ("validation_status", "format", "created_at", "created_by")
+    search_fields = ("name", "description", "sha256")
+    date_hierarchy = "created_at"
+    list_select_related = ("created_by",)
+    add_form_template = "admin/training/trainingfile/add_form.html"
+    fieldsets = (
+        (None, {"fields": ("name", "description", "validation_badge", "validation_message")}),
+        ("File", {"fields": ("file", "format", "record_count", "size", "sha256", "created_by", "created_at", "used_by")}),
+        ("Problems", {"fields": ("problems_table",)}),
+        ("Token statistics", {"fields": ("token_stats_model", "token_stats_table")}),
+    )
+    readonly_fields = ("validation_badge", "validation_message", "file", "format", "record_count", "size",
+                       "sha256", "created_by", "created_at", "used_by", "problems_table", "token_stats_model",
+                       "token_stats_table")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(job_count=Count("jobs"))
+
+    @admin.display(description="Validation", ordering="validation_status")
+    def validation_badge(self, obj: TrainingFile):
+        return badge(obj.get_validation_status_display(), VALIDATION_COLORS.get(obj.validation_status, "#6b7280"))
+
+    @admin.display(description="Size", ordering="size_bytes")
+    def size(self, obj: TrainingFile) -> str:
+        return filesizeformat(obj.size_bytes)
+
+    @admin.display(description="Tokens")
+    def tokens(self, obj: TrainingFile) -> str:
+        stats = obj.token_stats or {}
+        for key, prefix in (("total_tokens", ""), ("estimated_total_tokens", "~")):
+            if isinstance(stats.get(key), int | float):
+                return f"{prefix}{round(stats[key]):,}"
+        return "—"
+
+    @admin.display(description="Report")
+    def validation_message(self, obj: TrainingFile) -> str:
+        return (obj.validation_report or {}).get("message") or "—"
+
+    @admin.display(description="Used by")
+    def used_by(self, obj: TrainingFile) -> str:
+        count = getattr(obj, "job_count", None)
+        count = obj.jobs.count() if count is None else count
+        return f"{count} job{'s' if count != 1 else ''}"
+
+    @admin.display(description="Problems (line, field, reason)")
+    def problems_table(self, obj: TrainingFile):
+        problems = obj.problems
+        if not problems:
+            return "No problems." if obj.validation_status == TrainingFile.ValidationStatus.VALID else "—"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            ((p.get("line"), p.get("field") or "(record)", p.get("reason")) for p in problems),
+        )
+        hidden = obj.problem_count - len(problems)
+        more = format_html("<p>… and {} more not stored.</p>", hidden) if hidden > 0 else ""
+        return format_html("<table><thead><tr><th>Line</th><th>Field</th><th>Reason</th></tr></thead>"
+                           "<tbody>{}</tbody></table>{}", rows, more)
+
+    @admin.display(description="Statistics")
+    def token_stats_table(self, obj: TrainingFile):
+        stats = obj.token_stats or {}
+        if not stats:
+            return "—"
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
+                                ((k.replace("_", " "), f"{v:,.1f}" if isinstance(v, float) else v) for k, v in stats.items()))
+        return format_html("<table><tbody>{}</tbody></table>", rows)
+
+    def delete_model(self, request, obj: TrainingFile) -> None:
+        self.delete_queryset(request, TrainingFile.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset) -> None:
+        # One row per content hash, so a row's file is nobody else's; remove it once the
+        # deletion has committed (a rolled-back delete keeps its file).
+        names = [name for name in queryset.values_list("file", flat=True) if name]
+        queryset.delete()
+        transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = TrainingFileUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                training_file = ingest_training_file(
+                    uploaded=form.cleaned_data["file"], name=form.cleaned_data["name"],
+                    user=request.user, description=form.cleaned_data["description"],
+                )
+            except ValidationError as exc:
+                form.add_error("file", messages_of(exc))
+            else:
+                return self._after_upload(request, training_file)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Upload a dataset",
+            "subtitle": None,
+            "adminform": helpers.AdminForm(form, [(None, {"fields": ["file", "name", "description"]})], {}, model_admin=self),
+            "object_id": None, "original": None, "is_popup": False, "to_field": None,
+            "media": self.media + form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
+
+    def _after_upload(self, request, training_file: TrainingFile):
+        url = reverse("admin:training_trainingfile_change", args=[training_file.pk])
+        if training_file.was_duplicate:
+            self.message_user(request, format_html(
+                'These exact bytes were already uploaded as <a href="{}">{}</a>; nothing new was stored.',
+                url, training_file.name), messages.WARNING)
+        elif training_file.is_trainable:
+            self.log_addition(request, training_file, [{"added": {}}])
+            self.message_user(request, f"Dataset '{training_file.name}' is valid: "
+                              f"{(training_file.validation_report or {}).get('message', '')}", messages.SUCCESS)
+        else:
+            self.log_addition(request, training_file, [{"added": {}}])
+            self.message_user(request, f"Dataset '{training_file.name}' was stored but is invalid and cannot be "
+                              f"trained: {(training_file.validation_report or {}).get('message', '')}", messages.WARNING)
+        return HttpResponseRedirect(url)
+
+
+# --- Catalogue --------------------------------------------------------------------------------
+
+
+class HyperparameterPresetForm(forms.ModelForm):
+    class Meta:
+        model = HyperparameterPreset
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        hyper = {name: data[name] for name in HyperparameterPreset.HYPERPARAMETER_FIELDS if data.get(name) is not None}
+        if len(hyper) == len(HyperparameterPreset.HYPERPARAMETER_FIELDS):
+            try:
+                WorkerConfig.from_dict({"job_id": "validation", "dataset": "validation", **hyper})
+            except (ConfigError, TypeError) as exc:
+                field, _, reason = str(exc).partition(":")
+                if field in self.fields:
+                    self.add_error(field, reason.strip() or str(exc))
+                else:
+                    raise ValidationError(str(exc)) from exc
+        return data
+
+
+@admin.register(HyperparameterPreset)
+class HyperparameterPresetAdmin(admin.ModelAdmin):
+    form = HyperparameterPresetForm
+    list_display = ("name", "slug", "lora_r", "lora_alpha", "learning_rate", "num_epochs", "per_device_batch_size",
+                    "gradient_accumulation_steps", "max_seq_length", "sort_order", "is_active")
+    list_filter = ("is_active", "lr_scheduler")
+    search_fields = ("name", "slug", "explanation", "best_for")
+    prepopulated_fields = {"slug": ("name",)}
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "sort_order", "is_active", "explanation", "best_for")}),
+        ("LoRA", {"fields": ("lora_r", "lora_alpha", "lora_dropout")}),
+        ("Optimisation", {"fields": ("learning_rate", "num_epochs", "per_device_batch_size",
+                                     "gradient_accumulation_steps", "max_seq_length", "warmup_ratio", "lr_scheduler")}),
+    )
+
+
+@admin.register(BaseModel)
+class BaseModelAdmin(admin.ModelAdmin):
+    list_display = ("name", "model_id", "parameters", "recommended_gpu", "context_length", "is_embedded",
+                    "requires_access", "is_active")
+    list_filter = ("is_active", "is_embedded", "requires_access", "recommended_gpu")
+    search_fields = ("name", "slug", "model_id", "notes")
+    prepopulated_fields = {"slug": ("name",)}
+
+    @admin.display(description="Parameters", ordering="parameter_count")
+    def parameters(self, obj: BaseModel) -> str:
+        return f"{obj.parameters_billions:.1f} B" if obj.parameters_billions >= 1 else f"{obj.parameter_count / 1e6:.0f} M"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "recommended_gpu":
+            return forms.ChoiceField(choices=[(k, f"{k} ({v.get('label', k)})") for k, v in settings.GPU_TABLE.items()],
+                                     help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ("name", "job_count")
+    search_fields = ("name",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(job_count=Count("jobs"))
+
+    @admin.display(description="Jobs", ordering="job_count")
+    def job_count(self, obj: Tag) -> int:
+        return obj.job_count
+
+
+class ConfigurationTemplateForm(forms.ModelForm):
+    class Meta:
+        model = ConfigurationTemplate
+        fields = ("name", "description", "base_model", "preset", "configuration", "created_by")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("base_model") and isinstance(data.get("configuration"), dict):
+            template = ConfigurationTemplate(base_model=data["base_model"], configuration=data["configuration"])
+            try:
+                job_services.resolve_configuration(base_model=data["base_model"], preset=data.get("preset"),
+                                                   template=template)
+            except ValidationError as exc:
+                raise ValidationError([f"configuration: {m}" for m in exc.messages]) from exc
+        return data
+
+
+@admin.register(ConfigurationTemplate)
+class ConfigurationTemplateAdmin(admin.ModelAdmin):
+    form = ConfigurationTemplateForm
+    list_display = ("name", "base_model", "preset", "created_by", "usage_count", "last_used_at", "created_at")
+    list_filter = ("base_model", "preset", "created_by", "created_at")
+    search_fields = ("name", "description")
+    date_hierarchy = "created_at"
+    list_select_related = ("base_model", "preset", "created_by")
+    readonly_fields = ("usage_count", "last_used_at", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+# --- Jobs -------------------------------------------------------------------------------------
+
+
+class RecentEventsFormSet(forms.BaseInlineFormSet):
+    LIMIT = 50
+
+    def get_queryset(self):
+        # The newest events only: a long job has thousands, most of them metrics and heartbeats.
+        qs = super().get_queryset()
+        recent = list(qs.order_by("-received_at", "-id").values_list("pk", flat=True)[: self.LIMIT])
+        return qs.filter(pk__in=recent).order_by("-received_at", "-id")
+
+
+class JobEventInline(admin.TabularInline):
+    model = JobEvent
+    formset = RecentEventsFormSet
+    verbose_name_plural = f"Recent events (newest {RecentEventsFormSet.LIMIT})"
+    fields = ("received_at", "event_type", "severity", "source", "attempt", "summary")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    @admin.display(description="Details")
+    def summary(self, obj: JobEvent) -> str:
+        payload = obj.payload or {}
+        for key in ("message", "error_message", "reason", "action"):
+            if payload.get(key):
+                return str(payload[key])[:200]
+        if "from" in payload and "to" in payload:
+            return f"{payload['from']} → {payload['to']}"
+        return json.dumps(payload, default=str)[:200]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TrainingJobChangeForm(forms.ModelForm):
+    class Meta:
+        model = TrainingJob
+        fields = ("notes", "tags")
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin):
+    form = TrainingJobChangeForm
+    list_display = ("name", "status_badge", "progress", "preset", "base_model", "cost", "duration", "created_by",
+                    "tag_list", "created_at")
+    list_filter = ("status", "preset", "created_at", "created_by", "tags", "gpu_pricing_tier", "executor", "base_model")
+    search_fields = ("name", "notes", "tags__name", "client", "project")
+    date_hierarchy = "created_at"
+    list_select_related = ("preset", "base_model", "created_by")
+    list_per_page = 50
+    actions = ("start_jobs", "cancel_jobs", "retry_jobs")
+    inlines = (JobEventInline,)
+    filter_horizontal = ("tags",)
+    add_form_template = "admin/training/trainingjob/add_form.html"
+    # The user may annotate a job; everything else is the configuration frozen at creation, or
+    # belongs to the lifecycle and the worker.
+    EDITABLE = ("notes", "tags")
+    change_fieldsets = (
+        (None, {"fields": ("error_panel", "name", "status_badge", "progress", "current_stage", "recovery",
+                           "training_file", "base_model", "preset", "template", "parent", "created_by",
+                           "created_at", "started_at", "completed_at")}),
+        ("Cost and duration", {"fields": ("cost", "duration", "estimate_breakdown", "hourly_rate",
+                                          "billable_seconds", "gpu_type", "gpu_pricing_tier", "executor")}),
+        ("Training", {"fields": ("current_epoch", "current_step", "total_steps", "latest_loss", "latest_eval_loss",
+                                 "latest_learning_rate", "latest_perplexity", "estimated_time_remaining_minutes",
+                                 "last_checkpoint_step", "last_heartbeat_at", "attempt")}),
+        ("Notes", {"fields": ("notes", "tags", "client", "project", "description")}),
+        ("Configuration", {"classes": ("collapse",), "fields": ("configuration_json", "results_json", "error_details_json")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tags")
+
+    def get_fieldsets(self, request, obj=None):
+        return self.change_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        names = [f for _, opts in self.change_fieldsets for f in opts["fields"]]
+        return [f for f in names if f not in self.EDITABLE]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else ()
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a started job is never deleted; see has_delete_permission
+        return actions
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status != Status.PENDING:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj: TrainingJob) -> None:
+        job_services.delete_job(obj)
+
+    def save_model(self, request, obj: TrainingJob, form, change: bool) -> None:
+        # Only the annotation columns: saving the whole row would write back stale status,
+        # progress and cost over what the worker reported since this page was loaded.
+        fields = [f for f in form.changed_data if f in self.EDITABLE and f != "tags"]
+        if fields:
+            obj.save(update_fields=[*fields, "updated_at"])
+
+    # --- columns ----------------------------------------------------------------------------
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: TrainingJob):
+        return badge(obj.get_status_display(), STATUS_COLORS.get(obj.status, "#6b7280"))
+
+    @admin.display(description="Progress", ordering="progress_percentage")
+    def progress(self, obj: TrainingJob):
+        return progress_bar(obj.progress_percentage)
+
+    @admin.display(description="Cost (est. / actual)", ordering="cost_estimate")
+    def cost(self, obj: TrainingJob):
+        if obj.cost_estimate is None:
+            estimate = "—"
+        elif obj.cost_estimate_low is not None and obj.cost_estimate_high is not None:
+            estimate = f"${obj.cost_estimate} (${obj.cost_estimate_low}–{obj.cost_estimate_high})"
+        else:
+            estimate = f"${obj.cost_estimate}"
+        if not obj.was_started:
+            return estimate
+        # Seed 002: warn when the actual cost runs more than 20% over the estimate.
+        over = obj.cost_estimate is not None and obj.actual_cost > obj.cost_estimate * Decimal("1.2")
+        actual = format_html('<span style="color:{}">${}</span>', "#dc2626" if over else "inherit", obj.actual_cost)
+        return format_html("{} / {}", estimate, actual)
+
+    @admin.display(description="Duration (actual / est.)")
+    def duration(self, obj: TrainingJob) -> str:
+        estimated = minutes_text(obj.estimated_duration_minutes)
+        elapsed = obj.elapsed
+        if elapsed is None:
+            return f"est. {estimated}"
+        return f"{minutes_text(elapsed.total_seconds() / 60)} / {estimated}"
+
+    @admin.display(description="Tags")
+    def tag_list(self, obj: TrainingJob) -> str:
+        return ", ".join(t.name for t in obj.tags.all()) or "—"
+
+    @admin.display(description="Error")
+    def error_panel(self, obj: TrainingJob):
+        if not (obj.error_type or obj.error_message):
+            return "—"
+        fix = format_html("<p><strong>Suggested fix:</strong> {}</p>", obj.error_suggested_fix) if obj.error_suggested_fix else ""
+        return format_html(
+            '<div style="border-left:4px solid #dc2626;background:#fef2f2;color:#7f1d1d;padding:8px 12px">'
+            "<p><strong>{}</strong></p><p>{}</p>{}</div>",
+            obj.error_type or "Error", obj.error_message, fix,
+        )
+
+    @admin.display(description="Recovery")
+    def recovery(self, obj: TrainingJob) -> str:
+        return obj.recovery_summary() or "No interruptions."
+
+    @admin.display(description="Estimate")
+    def estimate_breakdown(self, obj: TrainingJob):
+        return estimate_table(obj.estimate)
+
+    @admin.display(description="Configuration")
+    def configuration_json(self, obj: TrainingJob):
+        return pretty_json(obj.configuration)
+
+    @admin.display(description="Results")
+    def results_json(self, obj: TrainingJob):
+        return pretty_json(obj.results) if obj.results else "—"
+
+    @admin.display(description="Error details")
+    def error_details_json(self, obj: TrainingJob):
+        return pretty_json(obj.error_details) if obj.error_details else "—"
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def _apply(self, request, queryset, verb: str, service) -> list[tuple[TrainingJob, Any]]:
+        done = []
+        for job in queryset.select_related(None).order_by("created_at"):
+            try:
+                result = service(job)
+            except (IllegalTransition, ValidationError) as exc:
+                self.message_user(request, messages_of(exc), messages.WARNING)
+            except Exception as exc:  # noqa: BLE001 — an operator sees a sentence, never a trace
+                logger.exception("admin action %s failed for job %s", verb, job.pk)
+                self.message_user(request, f"Could not {verb} job '{job.name}': {exc}", messages.ERROR)
+            else:
+                done.append((job, result))
+        return done
+
+    @admin.action(description="Start selected jobs")
+    def start_jobs(self, request, queryset):
+        done = self._apply(request, queryset, "start", lambda job: job_services.start_job(job, user=request.user))
+        if done:
+            self.message_user(request, f"Started {len(done)} job(s): {', '.join(j.name for j, _ in done)}.", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request, queryset):
+        done = self._apply(request, queryset, "cancel", lambda job: job_services.cancel_job(job, user=request.user))
+        if done:
+            self.message_user(request, f"Cancelled {len(done)} job(s): {', '.join(j.name for j, _ in done)}.", messages.SUCCESS)
+
+    @admin.action(description="Retry selected jobs (as new jobs)")
+    def retry_jobs(self, request, queryset):
+        done = self._apply(request, queryset, "retry", lambda job: job_services.retry_job(job, user=request.user))
+        for _, new_job in done:
+            url = reverse("admin:training_trainingjob_change", args=[new_job.pk])
+            self.message_user(request, format_html('Created retry <a href="{}">{}</a> (pending: start it when ready).',
+                                                   url, new_job.name), messages.SUCCESS)
+
+    # --- add: preview the estimate, then create through the service -------------------------
+
+    def get_urls(self):
+        name = f"{self.opts.app_label}_{self.opts.model_name}_estimate"
+        return [
+            path("estimate/", self.admin_site.admin_view(self.estimate_view), name=name),
+            *super().get_urls(),
+        ]
+
+    def estimate_view(self, request):
+        """GET ?training_file=..&preset=..[&base_model&template&executor&gpu_type&gpu_pricing_tier]:
+        the estimate as JSON, or {"errors": {field: [messages]}} with status 400."""
+        if not (self.has_add_permission(request) or self.has_view_permission(request)):
+            raise PermissionDenied
+        params = request.GET.copy()
+        params.setdefault("executor", settings.DEFAULT_EXECUTOR)
+        params.setdefault("gpu_pricing_tier", TrainingJob.PricingTier.SPOT)
+        form = TrainingJobCreateForm(params)
+        estimate = form.estimate() if form.is_valid() else None
+        if estimate is None:
+            errors = {field: [str(m) for m in msgs] for field, msgs in form.errors.items()}
+            return JsonResponse({"errors": errors}, status=400)
+        return JsonResponse(estimate)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = TrainingJobCreateForm(request.POST or None)
+        estimate = None
+        if request.method == "POST" and form.is_valid():
+            if "_preview" in request.POST:
+                estimate = form.estimate()
+            else:
+                job = form.create(request.user)
+                if job is not None:
+                    self.log_addition(request, job, [{"added": {}}])
+                    url = reverse("admin:training_trainingjob_change", args=[job.pk])
+                    self.message_user(request, format_html(
+                        'Created <a href="{}">{}</a>: {}. It is pending; use "Start selected jobs" to launch it.',
+                        url, job.name, job.estimate.get("summary", "")), messages.SUCCESS)
+                    return HttpResponseRedirect(url)
+        fieldsets = [
+            (None, {"fields": ["training_file", "base_model", "preset", "template"]}),
+            ("Where it runs", {"fields": ["executor", "gpu_type", "gpu_pricing_tier"]}),
+            ("Description", {"fields": ["name", "notes", "tags", "client", "project"]}),
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add training job",
+            "subtitle": None,
+            "adminform": helpers.AdminForm(form, fieldsets, {}, model_admin=self),
+            "object_id": None, "original": None, "is_popup": False, "to_field": None,
+            "media": self.media + form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            "estimate": estimate,
+            "estimate_html": estimate_table(estimate) if estimate else "",
+            "estimate_url": reverse("admin:training_trainingjob_estimate"),
+            "preset_notes": {
+                str(p.pk): f"{p.explanation} Best for: {p.best_for}"
+                for p in HyperparameterPreset.objects.filter(is_active=True)
+            },
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
+
+
+# --- What jobs report (read-only) --------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the worker's reports and the lifecycle only."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(MetricPoint)
+class MetricPointAdmin(ReadOnlyAdmin):
+    list_display = ("job", "attempt", "step", "epoch", "train_loss", "eval_loss", "learning_rate", "tokens_per_second",
+                    "gpu_utilization_pct", "reported_at")
+    list_filter = ("job__status", "attempt", "reported_at")
+    search_fields = ("job__name",)
+    date_hierarchy = "reported_at"
+    list_select_related = ("job",)
+    raw_id_fields = ("job",)
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "job", "event_type", "severity", "source", "attempt", "processed", "short_error")
+    list_filter = ("event_type", "severity", "source", "processed", "received_at")
+    search_fields = ("job__name", "webhook_id", "processing_error")
+    date_hierarchy = "received_at"
+    list_select_related = ("job",)
+    raw_id_fields = ("job",)
+
+    @admin.display(description="Processing error")
+    def short_error(self, obj: JobEvent) -> str:
+        return obj.processing_error[:120] or "—"
+
