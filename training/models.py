@@ -75,6 +75,18 @@ class TrainingFile(models.Model):
     def total_tokens(self) -> int:
         return int(self.token_stats.get("trainable_tokens") or self.token_stats.get("total_tokens") or 0)
 
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        """The stored problems ({"line", "field", "reason"}), at most 1000; problem_count has all."""
+        return list((self.validation_report or {}).get("problems") or [])
+
+    def report_lines(self) -> list[str]:
+        """The problems as sentences: 'line 4: messages[1].content is empty'."""
+        return [
+            f"line {p.get('line')}: " + " ".join(x for x in (p.get("field"), p.get("reason")) if x)
+            for p in self.problems
+        ]
+
 
 class HyperparameterPreset(models.Model):
     slug = models.SlugField(unique=True)
