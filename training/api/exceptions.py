@@ -1,5 +1,63 @@
+"""One exception handler for the API: every error is JSON, none carries a stack trace.
+
+- IllegalTransition (an action the job's state refuses) -> 409 {"detail": its sentence}
+- django ValidationError raised by services -> 400, keyed by field like DRF's own errors
+- ProtectedError (deleting something still in use) -> 409
+- anything unexpected -> 500 with a generic sentence and an error id; the traceback goes to
+  the log under that id, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from ..lifecycle import IllegalTransition
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+def validation_error_detail(exc: DjangoValidationError) -> dict | list:
+    """Django's ValidationError as DRF's field-keyed error body."""
+    if hasattr(exc, "error_dict"):
+        return exc.message_dict
+    return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
 
 
 def exception_handler(exc, context):
-    return drf_exception_handler(exc, context)
+    if isinstance(exc, IllegalTransition):
+        exc = Conflict(str(exc))
+    elif isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(validation_error_detail(exc))
+    elif isinstance(exc, ProtectedError):
+        exc = Conflict("It is still in use and cannot be deleted.")
+
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        return response
+
+    error_id = uuid.uuid4().hex[:12]
+    view = context.get("view")
+    logger.error("Unexpected API error %s in %s", error_id, type(view).__name__ if view else "?", exc_info=exc)
+    set_rollback()
+    return Response(
+        {
+            "detail": f"Something went wrong on our side. Quote error id {error_id} if you report it.",
+            "error_id": error_id,
+        },
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

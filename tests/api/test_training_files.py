@@ -1,0 +1,115 @@
+"""Dataset upload, listing, detail and deletion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from training.models import TrainingFile
+
+pytestmark = pytest.mark.django_db
+
+GOOD = "\n".join(
+    json.dumps({"messages": [{"role": "user", "content": f"question {i}"},
+                             {"role": "assistant", "content": f"answer {i}"}]})
+    for i in range(5)
+).encode()
+BAD = b'{"messages": [{"role": "user", "content": "only a question"}]}\nnot json at all\n'
+
+
+def upload(api, content: bytes, filename="chat.jsonl", **fields):
+    return api.post("/api/training/files", {"file": SimpleUploadedFile(filename, content), **fields}, format="multipart")
+
+
+def test_it_stores_a_valid_upload_with_its_report(owner, owner_api):
+    response = upload(owner_api, GOOD, name="support chats", description="five of them")
+
+    assert response.status_code == 201, response.data
+    assert response.data["is_trainable"] is True
+    assert response.data["record_count"] == 5 and response.data["created_by"] == "olivia"
+    assert response.data["name"] == "support chats"
+    assert {"validation_report", "token_stats"} <= set(response.data)
+
+
+def test_it_stores_an_invalid_upload_and_says_what_is_wrong(owner_api):
+    response = upload(owner_api, BAD)
+
+    assert response.status_code == 201
+    assert response.data["is_trainable"] is False
+    assert response.data["validation_status"] == "invalid"
+    assert response.data["problem_count"] >= 1
+    assert response.data["validation_report"]["message"]
+
+
+def test_it_refuses_a_file_that_is_not_json_naming_the_field(owner_api):
+    response = upload(owner_api, b"a,b\n1,2\n", filename="table.csv")
+
+    assert response.status_code == 400
+    assert "file" in response.data
+
+
+def test_it_requires_a_file(owner_api):
+    response = owner_api.post("/api/training/files", {"name": "nothing"}, format="multipart")
+
+    assert response.status_code == 400 and "file" in response.data
+
+
+def test_the_same_bytes_again_return_the_same_file(owner_api):
+    first = upload(owner_api, GOOD)
+    second = upload(owner_api, GOOD, filename="copy.jsonl")
+
+    assert second.status_code == 200
+    assert second.data["id"] == first.data["id"]
+    assert TrainingFile.objects.count() == 1
+
+
+def test_the_same_bytes_from_someone_else_are_a_conflict(owner_api, client_for, outsider):
+    upload(owner_api, GOOD)
+
+    response = upload(client_for(outsider), GOOD)
+
+    assert response.status_code == 409
+    assert "olivia" not in str(response.data)
+
+
+def test_the_list_is_a_summary_and_the_detail_is_complete(owner, owner_api, make_file):
+    dataset = make_file(owner, validation_report={"problems": [], "message": "120 records; all valid."})
+
+    listed = owner_api.get("/api/training/files").data["results"][0]
+    detail = owner_api.get(f"/api/training/files/{dataset.pk}").data
+
+    assert "validation_report" not in listed
+    assert detail["validation_report"]["message"] == "120 records; all valid."
+    assert detail["token_stats"] == {"total_tokens": 48_000, "trainable_tokens": 30_000}
+    assert detail["total_tokens"] == 30_000
+
+
+def test_files_cannot_be_edited(owner, owner_api, make_file):
+    dataset = make_file(owner)
+
+    assert owner_api.patch(f"/api/training/files/{dataset.pk}", {"name": "x"}, format="multipart").status_code == 405
+
+
+def test_it_deletes_an_unused_file_with_its_bytes(owner_api, django_capture_on_commit_callbacks):
+    created = upload(owner_api, GOOD)
+    stored = TrainingFile.objects.get(pk=created.data["id"]).file
+    assert stored.storage.exists(stored.name)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_api.delete(f"/api/training/files/{created.data['id']}")
+
+    assert response.status_code == 204
+    assert not TrainingFile.objects.filter(pk=created.data["id"]).exists()
+    assert not stored.storage.exists(stored.name)
+
+
+def test_it_refuses_to_delete_a_file_a_job_uses(owner, owner_api, make_job):
+    job = make_job(owner)
+
+    response = owner_api.delete(f"/api/training/files/{job.training_file_id}")
+
+    assert response.status_code == 409
+    assert "used by 1 job" in response.data["detail"]
+    assert TrainingFile.objects.filter(pk=job.training_file_id).exists()

@@ -1,0 +1,335 @@
+"""Serializers: shapes in and out. They validate input and hand it to the services; they
+never change a job's state."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_slug
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..metrics import MIN_MAX_POINTS
+from ..models import (
+    BaseModel,
+    ConfigurationTemplate,
+    HyperparameterPreset,
+    JobEvent,
+    MetricPoint,
+    TrainingFile,
+    TrainingJob,
+)
+from ..services.jobs import resolve_configuration
+from .exceptions import validation_error_detail
+from .permissions import scope_to_user
+
+
+class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A reference to a row the requesting user may see; anything else reads as "does not
+    exist", so a foreign id is indistinguishable from a missing one."""
+
+    def get_queryset(self):
+        return scope_to_user(super().get_queryset(), self.context["request"].user)
+
+
+# --- Catalogue -------------------------------------------------------------------------------
+
+
+class PresetSerializer(serializers.ModelSerializer):
+    hyperparameters = serializers.DictField(read_only=True)
+
+    class Meta:
+        model = HyperparameterPreset
+        fields = [
+            "slug", "name", "explanation", "best_for", "sort_order", "hyperparameters",
+            *HyperparameterPreset.HYPERPARAMETER_FIELDS,
+        ]
+
+
+class BaseModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BaseModel
+        fields = [
+            "slug", "name", "model_id", "parameter_count", "parameters_billions", "recommended_gpu",
+            "context_length", "is_embedded", "requires_access", "notes",
+        ]
+
+
+# --- Training files --------------------------------------------------------------------------
+
+
+class TrainingFileSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    is_trainable = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = TrainingFile
+        fields = [
+            "id", "name", "description", "format", "validation_status", "is_trainable", "record_count",
+            "problem_count", "size_bytes", "sha256", "created_by", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingFileDetailSerializer(TrainingFileSerializer):
+    total_tokens = serializers.IntegerField(read_only=True)
+
+    class Meta(TrainingFileSerializer.Meta):
+        fields = [
+            *TrainingFileSerializer.Meta.fields, "validation_report", "token_stats", "token_stats_model",
+            "total_tokens",
+        ]
+        read_only_fields = fields
+
+
+class TrainingFileUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A JSON or JSONL file of training records.")
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                 help_text="Defaults to the uploaded file's name without its extension.")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# --- Jobs ------------------------------------------------------------------------------------
+
+
+def validate_tags(tags: list[str]) -> list[str]:
+    cleaned = []
+    for tag in tags:
+        tag = tag.strip().lower()
+        try:
+            validate_slug(tag)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(
+                f"'{tag}' is not a tag: use letters, numbers, hyphens or underscores."
+            ) from exc
+        cleaned.append(tag)
+    return list(dict.fromkeys(cleaned))
+
+
+class JobOptionsSerializer(serializers.Serializer):
+    """Fields shared by every way of creating a job."""
+
+    training_file = ScopedPrimaryKeyRelatedField(queryset=TrainingFile.objects.all())
+    overrides = serializers.DictField(
+        required=False, default=dict,
+        help_text="Hyperparameters and job options (executor, gpu_type, gpu_pricing_tier) to change.",
+    )
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    client = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    project = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, default=list
+    )
+
+    def validate_tags(self, tags: list[str]) -> list[str]:
+        return validate_tags(tags)
+
+
+class JobCreateSerializer(JobOptionsSerializer):
+    preset = serializers.SlugRelatedField(
+        slug_field="slug", queryset=HyperparameterPreset.objects.filter(is_active=True),
+        required=False, allow_null=True, help_text="Preset slug; 'balanced' when neither preset, template nor overrides are given.",
+    )
+    template = ScopedPrimaryKeyRelatedField(
+        queryset=ConfigurationTemplate.objects.all(), required=False, allow_null=True,
+    )
+    base_model = serializers.SlugRelatedField(
+        slug_field="slug", queryset=BaseModel.objects.filter(is_active=True), required=False, allow_null=True,
+        help_text="Base model slug; the template's, else the embedded model.",
+    )
+
+
+class TemplateJobCreateSerializer(JobOptionsSerializer):
+    pass
+
+
+class RetrySerializer(serializers.Serializer):
+    overrides = serializers.DictField(
+        required=False, allow_null=True, default=None,
+        help_text="Settings to change; omitted: the failure's suggested change, if any.",
+    )
+
+
+class SaveAsTemplateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class JobSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingJob
+        fields = ["id", "name", "status", "created_at"]
+        read_only_fields = fields
+
+
+class JobListSerializer(serializers.ModelSerializer):
+    training_file = serializers.PrimaryKeyRelatedField(read_only=True)
+    training_file_name = serializers.CharField(source="training_file.name", read_only=True)
+    base_model = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    preset = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id", "name", "status", "current_stage", "progress_percentage", "training_file",
+            "training_file_name", "base_model", "preset", "template", "parent", "client", "project", "tags",
+            "executor", "gpu_type", "gpu_pricing_tier", "cost_estimate", "actual_cost",
+            "estimated_duration_minutes", "latest_loss", "created_by", "created_at", "started_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobListSerializer):
+    parent = JobSummarySerializer(read_only=True)
+    retries = JobSummarySerializer(many=True, read_only=True)
+    recovery_summary = serializers.CharField(read_only=True)
+    hyperparameters = serializers.DictField(read_only=True)
+    elapsed_seconds = serializers.SerializerMethodField()
+
+    class Meta(JobListSerializer.Meta):
+        fields = [
+            *JobListSerializer.Meta.fields,
+            "description", "notes", "configuration", "hyperparameters", "updated_at",
+            # Cost and duration
+            "cost_estimate_low", "cost_estimate_high", "estimate", "hourly_rate", "billable_seconds",
+            "actual_duration_minutes", "elapsed_seconds",
+            # Execution
+            "attempt", "executor_ref", "attempt_started_at", "last_heartbeat_at", "last_checkpoint_step",
+            "resumed_from_step",
+            # Latest metrics
+            "current_epoch", "current_step", "total_steps", "latest_eval_loss", "latest_learning_rate",
+            "latest_perplexity", "estimated_time_remaining_minutes", "results",
+            # Errors and recovery
+            "error_type", "error_message", "error_suggested_fix", "error_details", "retry_count",
+            "checkpoint_recovery_count", "lost_seconds", "recovery_summary", "retries",
+        ]
+        read_only_fields = fields
+
+    def get_elapsed_seconds(self, job: TrainingJob) -> float | None:
+        return job.elapsed.total_seconds() if job.elapsed is not None else None
+
+
+class RetryResultSerializer(serializers.Serializer):
+    job = JobDetailSerializer()
+    changes = serializers.DictField(
+        child=serializers.DictField(), help_text='{setting: {"from": old, "to": new}}'
+    )
+
+
+# --- Metrics and events ----------------------------------------------------------------------
+
+
+class MetricPointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MetricPoint
+        fields = ["step", "attempt", *MetricPoint.VALUE_FIELDS, "reported_at"]
+        read_only_fields = fields
+
+
+class MetricsQuerySerializer(serializers.Serializer):
+    max_points = serializers.IntegerField(
+        required=False, min_value=MIN_MAX_POINTS, max_value=100_000,
+        help_text="Downsample to at most this many points, keeping each bucket's lowest and highest train_loss.",
+    )
+
+
+class MetricsSerializer(serializers.Serializer):
+    job = serializers.UUIDField()
+    total_points = serializers.IntegerField(help_text="Points in the full history.")
+    downsampled = serializers.BooleanField()
+    points = MetricPointSerializer(many=True)
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = [
+            "id", "event_type", "severity", "source", "attempt", "seq", "payload", "processed",
+            "processing_error", "received_at", "processed_at",
+        ]
+        read_only_fields = fields
+
+
+# --- Templates -------------------------------------------------------------------------------
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    base_model = serializers.SlugRelatedField(slug_field="slug", queryset=BaseModel.objects.filter(is_active=True))
+    preset = serializers.SlugRelatedField(
+        slug_field="slug", queryset=HyperparameterPreset.objects.filter(is_active=True), required=False, allow_null=True,
+    )
+    configuration = serializers.DictField(
+        required=False, default=dict, help_text="Hyperparameter overrides and job options, as in a job's `overrides`."
+    )
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ConfigurationTemplate
+        fields = [
+            "id", "name", "description", "base_model", "preset", "configuration", "created_by",
+            "usage_count", "last_used_at", "created_at",
+        ]
+        read_only_fields = ["id", "created_by", "usage_count", "last_used_at", "created_at"]
+
+    def validate(self, attrs):
+        owner = self.instance.created_by if self.instance else self.context["request"].user
+        name = attrs.get("name", getattr(self.instance, "name", None))
+        clash = ConfigurationTemplate.objects.filter(created_by=owner, name=name)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError({"name": f"There is already a template called '{name}'."})
+        base_model = attrs.get("base_model", getattr(self.instance, "base_model", None))
+        preset = attrs["preset"] if "preset" in attrs else getattr(self.instance, "preset", None)
+        configuration = attrs.get("configuration", getattr(self.instance, "configuration", {}))
+        try:
+            resolve_configuration(base_model=base_model, preset=preset, overrides=configuration)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"configuration": validation_error_detail(exc)}) from exc
+        return attrs
+
+
+# --- Cost estimate ---------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class JSONObjectField(serializers.Field):
+    """A JSON object passed as a query-string value."""
+
+    default_error_messages = {"invalid": "Must be a JSON object, e.g. {{\"lora_r\": 32}}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            return data
+        try:
+            value = json.loads(data)
+        except (TypeError, ValueError):
+            self.fail("invalid")
+        if not isinstance(value, dict):
+            self.fail("invalid")
+        return value
+
+    def to_representation(self, value):
+        return json.dumps(value)
+
+
+class CostEstimateQuerySerializer(serializers.Serializer):
+    training_file = ScopedPrimaryKeyRelatedField(queryset=TrainingFile.objects.all())
+    base_model = serializers.SlugRelatedField(
+        slug_field="slug", queryset=BaseModel.objects.filter(is_active=True), required=False,
+        help_text="Base model slug; the embedded model when omitted.",
+    )
+    preset = serializers.SlugRelatedField(
+        slug_field="slug", queryset=HyperparameterPreset.objects.filter(is_active=True), required=False,
+        help_text="Preset slug; 'balanced' when neither preset nor overrides are given.",
+    )
+    gpu_type = serializers.CharField(required=False)
+    pricing_tier = serializers.ChoiceField(choices=TrainingJob.PricingTier.choices, required=False)
+    overrides = JSONObjectField(required=False, help_text="JSON object of hyperparameters to change.")

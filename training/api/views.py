@@ -1,0 +1,417 @@
+"""REST endpoints under /api/training/. Thin: parse, scope, call a service, serialize.
+
+Every state change goes through training.services.jobs; refusals (IllegalTransition) and
+service validation errors are turned into 409 and 400 by training.api.exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import Prefetch
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..metrics import downsample_min_max
+from ..models import (
+    BaseModel,
+    ConfigurationTemplate,
+    HyperparameterPreset,
+    JobEvent,
+    MetricPoint,
+    TrainingFile,
+    TrainingJob,
+)
+from ..services import jobs as job_services
+from ..services.datasets import ingest_training_file
+from ..services.estimates import estimate_for
+from . import serializers as s
+from .exceptions import Conflict, validation_error_detail
+from .filters import JobEventFilter, JobFilter
+from .permissions import IsOwnerOrOperator, scope_to_user
+
+CONFLICT = OpenApiResponse(
+    inline_serializer("Conflict", {"detail": serializers.CharField()}),
+    description="The job's current state does not allow this; `detail` says why.",
+)
+
+
+@contextmanager
+def service_errors(container: str, top_level: Iterable[str]) -> Iterator[None]:
+    """Turn a service's ValidationError into a 400 whose keys match the request body: keys
+    naming a request field stay on top, settings inside `container` (e.g. an override's
+    `lora_r`) are nested under it."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        detail = validation_error_detail(exc)
+        top = {k: v for k, v in detail.items() if k in top_level}
+        nested = {k: v for k, v in detail.items() if k not in top_level}
+        if nested:
+            top[container] = nested
+        raise serializers.ValidationError(top) from exc
+
+
+def json_safe(value: Any) -> Any:
+    """Decimals as strings, like the DecimalFields of the other responses."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def default_base_model() -> BaseModel | None:
+    # The same default create_job applies, so an estimate matches the job it predicts.
+    return BaseModel.objects.filter(is_embedded=True).first() or BaseModel.objects.first()
+
+
+# --- Catalogue -------------------------------------------------------------------------------
+
+
+class PresetViewSet(viewsets.ReadOnlyModelViewSet):
+    """Active hyperparameter presets."""
+
+    queryset = HyperparameterPreset.objects.filter(is_active=True)
+    serializer_class = s.PresetSerializer
+    lookup_field = "slug"
+
+
+class BaseModelViewSet(viewsets.ReadOnlyModelViewSet):
+    """Active base models."""
+
+    queryset = BaseModel.objects.filter(is_active=True)
+    serializer_class = s.BaseModelSerializer
+    lookup_field = "slug"
+
+
+# --- Training files --------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    create=extend_schema(
+        request=s.TrainingFileUploadSerializer,
+        responses={
+            201: s.TrainingFileDetailSerializer,
+            200: OpenApiResponse(s.TrainingFileDetailSerializer, description="You had uploaded these bytes before."),
+            409: CONFLICT,
+        },
+    ),
+    destroy=extend_schema(responses={204: None, 409: CONFLICT}),
+)
+class TrainingFileViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Uploaded datasets with their validation report and token statistics."""
+
+    permission_classes = [IsAuthenticated, IsOwnerOrOperator]
+    parser_classes = [MultiPartParser, FormParser]
+    filterset_fields = ["validation_status", "format"]
+    ordering_fields = ["created_at", "name", "record_count", "size_bytes"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return TrainingFile.objects.none()
+        return scope_to_user(TrainingFile.objects.select_related("created_by"), self.request.user)
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return s.TrainingFileSerializer
+        if self.action == "create":
+            return s.TrainingFileUploadSerializer
+        return s.TrainingFileDetailSerializer
+
+    def create(self, request, *args, **kwargs):
+        upload = self.get_serializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        training_file = ingest_training_file(
+            uploaded=upload.validated_data["file"],
+            name=upload.validated_data.get("name", ""),
+            user=request.user,
+            description=upload.validated_data["description"],
+        )
+        # Identical bytes are stored once, under their first uploader. Someone else's row is
+        # not shown to this user (scoping), so say so instead of answering with a file they
+        # could neither open nor train on.
+        if not self.get_queryset().filter(pk=training_file.pk).exists():
+            raise Conflict(
+                "These exact bytes were already uploaded by another user; ask them or an "
+                "operator to share the dataset with you."
+            )
+        return Response(
+            s.TrainingFileDetailSerializer(training_file, context=self.get_serializer_context()).data,
+            status=status.HTTP_200_OK if getattr(training_file, "was_duplicate", False) else status.HTTP_201_CREATED,
+        )
+
+    def perform_destroy(self, instance: TrainingFile) -> None:
+        used_by = instance.jobs.count()
+        if used_by:
+            raise Conflict(
+                f"Training file '{instance.name}' is used by {used_by} job(s); it can be deleted "
+                "only when no job uses it."
+            )
+        stored_name, storage = instance.file.name, instance.file.storage
+        instance.delete()  # PROTECT still guards against a job created meanwhile (-> 409).
+        # Content-addressed: these bytes belonged to this row only (sha256 is unique).
+        transaction.on_commit(lambda: storage.delete(stored_name) if stored_name else None)
+
+
+# --- Jobs ------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.JobCreateSerializer, responses={201: s.JobDetailSerializer}),
+    destroy=extend_schema(responses={204: None, 409: CONFLICT}),
+)
+class TrainingJobViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Training jobs: create, watch, start, cancel, retry, delete (only if never started)."""
+
+    permission_classes = [IsAuthenticated, IsOwnerOrOperator]
+    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filterset_class = JobFilter
+    search_fields = ["name", "notes"]
+    ordering_fields = [
+        "created_at", "name", "status", "started_at", "completed_at", "cost_estimate", "actual_cost",
+        "progress_percentage",
+    ]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return TrainingJob.objects.none()
+        jobs = (
+            TrainingJob.objects.visible_to(self.request.user)
+            .select_related("training_file", "base_model", "preset", "created_by")
+            .prefetch_related("tags")
+        )
+        if self.action != "list":
+            jobs = jobs.select_related("parent").prefetch_related(
+                Prefetch("retries", queryset=TrainingJob.objects.order_by("created_at"))
+            )
+        return jobs
+
+    def get_serializer_class(self):
+        return {
+            "list": s.JobListSerializer,
+            "create": s.JobCreateSerializer,
+            "retry": s.RetrySerializer,
+            "save_as_template": s.SaveAsTemplateSerializer,
+        }.get(self.action, s.JobDetailSerializer)
+
+    def detail_response(self, job: TrainingJob, code: int = status.HTTP_200_OK) -> Response:
+        return Response(s.JobDetailSerializer(job, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors("overrides", top_level=serializer.fields):
+            job = job_services.create_job(user=request.user, **serializer.validated_data)
+        return self.detail_response(job, status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: TrainingJob) -> None:
+        job_services.delete_job(instance)
+
+    @extend_schema(request=None, responses={200: s.JobDetailSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self.detail_response(job_services.start_job(self.get_object(), user=request.user))
+
+    @extend_schema(request=None, responses={200: s.JobDetailSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self.detail_response(job_services.cancel_job(self.get_object(), user=request.user))
+
+    @extend_schema(responses={201: s.RetryResultSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        job = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors("overrides", top_level=()):
+            new_job = job_services.retry_job(job, user=request.user, overrides=serializer.validated_data["overrides"])
+        return Response(
+            {
+                "job": s.JobDetailSerializer(new_job, context=self.get_serializer_context()).data,
+                "changes": json_safe(job_services.config_diff(job, new_job)),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        parameters=[s.MetricsQuerySerializer],
+        responses=s.MetricsSerializer,
+        description="The job's metric history in step order; `max_points` downsamples it (min/max buckets of train_loss).",
+    )
+    @action(detail=True, methods=["get"])
+    def metrics(self, request, pk=None):
+        job = self.get_object()
+        query = s.MetricsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        fields = ["step", "attempt", *MetricPoint.VALUE_FIELDS, "reported_at"]
+        points = list(MetricPoint.objects.filter(job=job).order_by("step").values(*fields))
+        total = len(points)
+        max_points = query.validated_data.get("max_points")
+        if max_points is not None:
+            points = downsample_min_max(points, max_points)
+        return Response(
+            {
+                "job": job.pk,
+                "total_points": total,
+                "downsampled": len(points) < total,
+                "points": s.MetricPointSerializer(points, many=True).data,
+            }
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("type", str, many=True, enum=JobEvent.Type.values, explode=False,
+                             description="Event types, comma-separated."),
+            OpenApiParameter("page", int),
+        ],
+        responses=inline_serializer(
+            "PaginatedJobEventList",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": s.JobEventSerializer(many=True),
+            },
+        ),
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def events(self, request, pk=None):
+        job = self.get_object()
+        filterset = JobEventFilter(request.query_params, queryset=job.events.order_by("received_at", "id"))
+        if not filterset.is_valid():
+            raise serializers.ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs)
+        return self.get_paginated_response(s.JobEventSerializer(page, many=True).data)
+
+    @extend_schema(responses={201: s.TemplateSerializer})
+    @action(detail=True, methods=["post"], url_path="save-as-template")
+    def save_as_template(self, request, pk=None):
+        job = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        name = serializer.validated_data["name"]
+        if ConfigurationTemplate.objects.filter(created_by=request.user, name=name).exists():
+            raise serializers.ValidationError({"name": [f"There is already a template called '{name}'."]})
+        template = ConfigurationTemplate.objects.create(
+            name=name,
+            description=serializer.validated_data["description"],
+            base_model=job.base_model,
+            preset=job.preset,
+            # Everything the job ran with, so a job from the template reproduces it exactly.
+            configuration={
+                "hyperparameters": job.hyperparameters,
+                **{option: getattr(job, option) for option in job_services.JOB_OPTIONS},
+            },
+            created_by=request.user,
+        )
+        return Response(s.TemplateSerializer(template, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+
+# --- Templates -------------------------------------------------------------------------------
+
+
+class TemplateViewSet(viewsets.ModelViewSet):
+    """Saved configurations: a base model, a preset and overrides."""
+
+    permission_classes = [IsAuthenticated, IsOwnerOrOperator]
+    ordering_fields = ["name", "created_at", "usage_count", "last_used_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ConfigurationTemplate.objects.none()
+        templates = ConfigurationTemplate.objects.select_related("base_model", "preset", "created_by")
+        return scope_to_user(templates, self.request.user)
+
+    def get_serializer_class(self):
+        return s.TemplateJobCreateSerializer if self.action == "create_job" else s.TemplateSerializer
+
+    def perform_create(self, serializer) -> None:
+        serializer.save(created_by=self.request.user)
+
+    @extend_schema(request=s.TemplateJobCreateSerializer, responses={201: s.JobDetailSerializer})
+    @action(detail=True, methods=["post"], url_path="create-job")
+    def create_job(self, request, pk=None):
+        template = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors("overrides", top_level=serializer.fields):
+            job = job_services.create_job(user=request.user, template=template, **serializer.validated_data)
+        return Response(s.JobDetailSerializer(job, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+
+# --- Cost estimate ---------------------------------------------------------------------------
+
+
+class CostEstimateView(APIView):
+    """What a configuration would cost and how long it would take, before creating a job."""
+
+    @extend_schema(
+        parameters=[s.CostEstimateQuerySerializer],
+        responses=OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description='estimate_for\'s result ({"cost": {low, expected, high}, "duration_minutes": ..., '
+                        '"stages": ..., "throughput_source": ...}) plus the resolved `configuration`.',
+        ),
+    )
+    def get(self, request):
+        query = s.CostEstimateQuerySerializer(data=request.query_params, context={"request": request})
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        training_file = params["training_file"]
+        if not training_file.is_trainable:
+            raise serializers.ValidationError(
+                {"training_file": [f"Dataset '{training_file.name}' is not valid; fix it before estimating."]}
+            )
+        overrides = dict(params.get("overrides") or {})
+        preset = params.get("preset")
+        if preset is None and not overrides:
+            preset = HyperparameterPreset.objects.filter(slug="balanced").first()
+        if "gpu_type" in params:
+            overrides["gpu_type"] = params["gpu_type"]
+        if "pricing_tier" in params:
+            overrides["gpu_pricing_tier"] = params["pricing_tier"]
+        base_model = params.get("base_model") or default_base_model()
+        with service_errors("overrides", top_level=("gpu_type",)):
+            configuration = job_services.resolve_configuration(
+                base_model=base_model, preset=preset, overrides=overrides
+            )
+        estimate = estimate_for(
+            training_file=training_file,
+            base_model=base_model,
+            hyperparameters=configuration["hyperparameters"],
+            gpu_type=configuration["gpu_type"],
+            pricing_tier=configuration["gpu_pricing_tier"],
+        )
+        return Response(json_safe({**estimate, "configuration": configuration}))
+
