@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "training",
+    "artifacts",
 ]
 
 MIDDLEWARE = [
@@ -177,6 +178,12 @@ STORAGES = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Artifacts (artifacts/): customer download links, worker upload/download URLs, retention.
+ARTIFACT_URL_TTL_SECONDS = env_int("ARTIFACT_URL_TTL_SECONDS", 24 * 3600, minimum=60)
+WORKER_URL_TTL_SECONDS = env_int("WORKER_URL_TTL_SECONDS", 3600, minimum=60)
+# The largest single file a worker may PUT (S3's single-PUT limit is 5 GB).
+ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3, minimum=1)
+CHECKPOINT_RETENTION_DAYS = env_int("CHECKPOINT_RETENTION_DAYS", 7, minimum=0)
 
 # --- REST API ---------------------------------------------------------------------------------
 
@@ -252,8 +259,11 @@ WORKER_DEVICE = env_choice("WORKER_DEVICE", "auto", {"auto", "cpu", "cuda"})
 GPU_WORKER_CACHE = env.str("GPU_WORKER_CACHE", default="")
 
 # GPU price and throughput table. Prices from the product brief (seed 002): H100 PCIe $2.49/h
-# spot, $7.99/h on-demand. Throughput is a prior in trainable tokens/s per billion parameters of
-# the base model (QLoRA, 4-bit); measured throughput of completed jobs replaces it.
+# spot, $7.99/h on-demand. Throughput is a prior in tokens processed per second (prompt + response,
+# no padding: the worker's tokens_per_second) per billion parameters of the base model (QLoRA,
+# 4-bit); measured throughput of completed jobs replaces it. 2500 reproduces seed 002's preset
+# durations (Conservative 8-10 h, Balanced 12-15 h, Aggressive 18-20 h) for Llama 3 70B on
+# ~1,000 conversations x ~600 tokens (training/estimate.py).
 GPU_TABLE: dict = env_json(
     "GPU_TABLE",
     default={
@@ -262,7 +272,7 @@ GPU_TABLE: dict = env_json(
             "runpod_gpu_type_id": "NVIDIA H100 PCIe",
             "spot_per_hour": 2.49,
             "on_demand_per_hour": 7.99,
-            "tokens_per_second_per_billion_params": 3600.0,
+            "tokens_per_second_per_billion_params": 2500.0,
             "memory_gb": 80,
         },
         "CPU_LOCAL": {
@@ -289,6 +299,20 @@ MONEY = Decimal("0.01")
 RUNPOD_API_KEY = env.str("RUNPOD_API_KEY", default="")
 RUNPOD_API_BASE_URL = env.str("RUNPOD_API_BASE_URL", default="")
 RUNPOD_WORKER_IMAGE = env.str("RUNPOD_WORKER_IMAGE", default="ghcr.io/example/lora-gpu-worker:latest")
+# SECURE keeps job data off community hosts; ALL finds capacity more often.
+RUNPOD_CLOUD_TYPE = env_choice("RUNPOD_CLOUD_TYPE", "SECURE", {"SECURE", "COMMUNITY", "ALL"})
+# Spot bid in $/h per GPU; unset = the GPU_TABLE spot price of the job's GPU.
+RUNPOD_SPOT_BID_PER_GPU = env_json("RUNPOD_SPOT_BID_PER_GPU", None)
+if RUNPOD_SPOT_BID_PER_GPU is not None and (
+        not isinstance(RUNPOD_SPOT_BID_PER_GPU, int | float) or RUNPOD_SPOT_BID_PER_GPU <= 0):
+    raise ImproperlyConfigured(f"RUNPOD_SPOT_BID_PER_GPU={RUNPOD_SPOT_BID_PER_GPU!r} must be a positive number")
+# The container disk holds the downloaded base model when there is no network volume (a 70B
+# model is ~140 GB of weights).
+RUNPOD_CONTAINER_DISK_GB = env_int("RUNPOD_CONTAINER_DISK_GB", 200, minimum=10)
+RUNPOD_VOLUME_GB = env_int("RUNPOD_VOLUME_GB", 0, minimum=0)
+RUNPOD_VOLUME_MOUNT_PATH = env.str("RUNPOD_VOLUME_MOUNT_PATH", default="/runpod-volume")
+# A network volume for the model cache, shared by all pods (it pins them to its data center).
+RUNPOD_NETWORK_VOLUME_ID = env.str("RUNPOD_NETWORK_VOLUME_ID", default="")
 
 # --- Security (production) --------------------------------------------------------------------
 

@@ -1,0 +1,98 @@
+"""What a completed job delivers (seed 002's model_artifacts) and who downloaded it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+
+class ModelArtifact(models.Model):
+    """The adapter, reports and exports of one completed job, as stored under jobs/<id>/.
+
+    Paths are storage keys (artifacts.storage). Built by services.register_artifacts from what
+    the worker uploaded; the export ZIPs are filled in the first time someone asks for them.
+    """
+
+    job = models.OneToOneField("training.TrainingJob", on_delete=models.CASCADE, related_name="artifact")
+
+    adapter_path = models.CharField(max_length=512, help_text="adapter_model.safetensors (or .bin)")
+    adapter_config_path = models.CharField(max_length=512)
+    adapter_size_bytes = models.BigIntegerField(null=True, blank=True)
+    adapter_files = models.JSONField(default=dict, blank=True, help_text="Every file under adapter/: name -> bytes.")
+
+    metrics_file_path = models.CharField(max_length=512, blank=True)
+    summary_file_path = models.CharField(max_length=512, blank=True)
+    metrics_summary = models.JSONField(default=dict, blank=True)
+
+    validation_report_path = models.CharField(max_length=512, blank=True)
+    perplexity_baseline = models.FloatField(null=True, blank=True)
+    perplexity_trained = models.FloatField(null=True, blank=True)
+    perplexity_improvement_pct = models.FloatField(null=True, blank=True)
+    # Evaluators that later versions of the worker will report; null until then.
+    ei_score_baseline = models.FloatField(null=True, blank=True)
+    ei_score_trained = models.FloatField(null=True, blank=True)
+    ei_improvement_pct = models.FloatField(null=True, blank=True)
+    forgetting_retention_pct = models.FloatField(null=True, blank=True)
+    brand_voice_consistency_pct = models.FloatField(null=True, blank=True)
+
+    adapter_zip_path = models.CharField(max_length=512, blank=True)
+    deployment_package_path = models.CharField(max_length=512, blank=True)
+
+    storage_bytes = models.BigIntegerField(default=0, help_text="Bytes under jobs/<id>/ when last measured.")
+
+    download_count = models.PositiveIntegerField(default=0)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
+    last_downloaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                           on_delete=models.SET_NULL, related_name="+")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"artifacts of {self.job_id}"
+
+    def record_download(self, user, kind: str, fmt: str = "", ip: str | None = None,
+                        user_agent: str = "") -> DownloadAudit:
+        """Count one served download and keep who, what, when and from where."""
+        now = timezone.now()
+        with transaction.atomic():
+            # F() so two downloads at once both count.
+            ModelArtifact.objects.filter(pk=self.pk).update(
+                download_count=F("download_count") + 1, last_downloaded_at=now,
+                last_downloaded_by=user,
+            )
+            return DownloadAudit.objects.create(
+                artifact=self, job_id=self.job_id, user=user, kind=kind, format=fmt, at=now,
+                ip=ip, user_agent=user_agent[:512],
+            )
+
+
+class DownloadAudit(models.Model):
+    """One download served through a signed link (the audit trail for client deliveries)."""
+
+    class Kind(models.TextChoices):
+        ADAPTERS = "adapters"
+        METRICS = "metrics"
+        DEPLOYMENT_PACKAGE = "deployment-package"
+
+    artifact = models.ForeignKey(ModelArtifact, on_delete=models.CASCADE, related_name="downloads")
+    job = models.ForeignKey("training.TrainingJob", on_delete=models.CASCADE, related_name="downloads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="artifact_downloads", help_text="Who the link was issued to.")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    format = models.CharField(max_length=8, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["job", "-at"]), models.Index(fields=["user", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.job_id} at {self.at:%Y-%m-%d %H:%M}"

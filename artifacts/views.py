@@ -1,0 +1,213 @@
+"""Downloads: signed 24-hour links to a completed job's adapter, metrics and deployment package.
+
+    GET /api/training/jobs/<id>/artifacts                   list, with sizes and signed links
+    GET /api/training/jobs/<id>/download/<kind>[?format=]   {"url", "expires_at"} (or ?redirect=1)
+    GET /api/artifacts/<id>/<token>                          the signed link: serves the file
+
+The first two need an authenticated user who can see the job (404 otherwise, like the rest of
+the API). The link needs no session, so it can be handed to a client for
+ARTIFACT_URL_TTL_SECONDS; it answers 403 when it is expired, altered, for another job, or when
+the user it was issued to can no longer see the job. Each download it serves is counted and
+audited (DownloadAudit). On S3 the link redirects to a short-lived presigned S3 URL, so the
+bytes never pass through the control plane.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from training.api.exceptions import Conflict
+from training.lifecycle import Status
+from training.models import TrainingJob
+
+from . import packaging, services, storage
+from .models import DownloadAudit, ModelArtifact
+from .signing import TokenError, read_download_token, sign_download_token
+from .worker_api import serve_blob
+
+logger = logging.getLogger("artifacts.downloads")
+
+S3_REDIRECT_TTL_SECONDS = 300
+LINKS = (
+    (DownloadAudit.Kind.ADAPTERS, ""),
+    (DownloadAudit.Kind.METRICS, "csv"),
+    (DownloadAudit.Kind.METRICS, "json"),
+    (DownloadAudit.Kind.DEPLOYMENT_PACKAGE, ""),
+)
+
+
+def artifact_for(job: TrainingJob) -> ModelArtifact | None:
+    """The job's artifact; registered on the spot if ingestion has not done it yet."""
+    artifact = ModelArtifact.objects.filter(job=job).select_related("job", "job__base_model").first()
+    if artifact is None and job.status == Status.COMPLETED and services.register_artifacts(job.pk):
+        artifact = ModelArtifact.objects.select_related("job", "job__base_model").get(job=job)
+    return artifact
+
+
+def signed_link(request: HttpRequest | None, job_id, kind: str, fmt: str, user) -> dict[str, str]:
+    token, expires_at = sign_download_token(job_id, kind, fmt, user.pk, settings.ARTIFACT_URL_TTL_SECONDS)
+    path = reverse("artifact-download", kwargs={"job_id": job_id, "token": token})
+    url = request.build_absolute_uri(path) if request is not None else settings.PUBLIC_BASE_URL + path
+    return {"url": url, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat().replace("+00:00", "Z")}
+
+
+class _JSONOnly(BaseContentNegotiation):
+    """`?format=` means the metrics format here, not DRF's renderer override."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class _JobArtifactView(APIView):
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _JSONOnly
+
+    def artifact(self, request, job_id) -> ModelArtifact:
+        job = TrainingJob.objects.visible_to(request.user).filter(pk=job_id).first()
+        if job is None:
+            raise exceptions.NotFound("No such training job.")
+        if job.status != Status.COMPLETED:
+            raise Conflict(f"This job is {job.status}; artifacts are available once it has completed.")
+        artifact = artifact_for(job)
+        if artifact is None:
+            raise Conflict("The job completed but its adapter is not in storage; contact an operator.")
+        return artifact
+
+
+_LINK_FIELDS = {
+    "url": serializers.URLField(help_text="Signed; works without a session until expires_at."),
+    "expires_at": serializers.DateTimeField(),
+}
+_LINK = inline_serializer("ArtifactDownloadLink", {**_LINK_FIELDS, "filename": serializers.CharField()})
+_LIST = inline_serializer("JobArtifacts", {
+    "job_id": serializers.UUIDField(),
+    "adapter_size_bytes": serializers.IntegerField(allow_null=True),
+    "storage_bytes": serializers.IntegerField(),
+    "download_count": serializers.IntegerField(),
+    "last_downloaded_at": serializers.DateTimeField(allow_null=True),
+    "metrics_summary": serializers.JSONField(),
+    "validation": serializers.JSONField(),
+    "files": inline_serializer("ArtifactFile", {"key": serializers.CharField(),
+                                                "size_bytes": serializers.IntegerField()}, many=True),
+    "downloads": inline_serializer("ArtifactDownload", {
+        "kind": serializers.ChoiceField(choices=DownloadAudit.Kind.values),
+        "format": serializers.CharField(allow_null=True), **_LINK_FIELDS}, many=True),
+})
+
+
+class ArtifactListView(_JobArtifactView):
+    @extend_schema(operation_id="job_artifacts", responses={200: _LIST}, tags=["artifacts"],
+                   summary="A completed job's files, sizes and signed download links")
+    def get(self, request, job_id):
+        artifact = self.artifact(request, job_id)
+        prefix = storage.job_prefix(artifact.job_id)
+        files = [{"key": key[len(prefix):], "size_bytes": size}
+                 for key, size in storage.list_keys(prefix)
+                 if key[len(prefix):].startswith(("adapter/", "reports/", "exports/"))]
+        downloads = [{"kind": kind, "format": fmt or None, **signed_link(request, artifact.job_id, kind, fmt, request.user)}
+                     for kind, fmt in LINKS]
+        return Response({
+            "job_id": str(artifact.job_id),
+            "adapter_size_bytes": artifact.adapter_size_bytes,
+            "storage_bytes": sum(f["size_bytes"] for f in files),
+            "download_count": artifact.download_count,
+            "last_downloaded_at": artifact.last_downloaded_at,
+            "metrics_summary": artifact.metrics_summary,
+            "validation": {
+                "perplexity_baseline": artifact.perplexity_baseline,
+                "perplexity_trained": artifact.perplexity_trained,
+                "perplexity_improvement_pct": artifact.perplexity_improvement_pct,
+            },
+            "files": files,
+            "downloads": downloads,
+        })
+
+
+class DownloadLinkView(_JobArtifactView):
+    @extend_schema(
+        operation_id="job_download", tags=["artifacts"], responses={200: _LINK, 302: None},
+        summary="A signed 24-hour link to the adapters, metrics or deployment package",
+        parameters=[
+            OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH,
+                             enum=list(DownloadAudit.Kind.values)),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"],
+                             description="Metrics only; csv by default."),
+            OpenApiParameter("redirect", OpenApiTypes.BOOL,
+                             description="Answer 302 to the link instead of JSON."),
+        ],
+    )
+    def get(self, request, job_id, kind):
+        if kind not in packaging.KINDS:
+            raise exceptions.NotFound(f"No artifact '{kind}'; one of {', '.join(packaging.KINDS)}.")
+        fmt = request.query_params.get("format", "csv" if kind == DownloadAudit.Kind.METRICS else "")
+        if kind == DownloadAudit.Kind.METRICS and fmt not in packaging.METRIC_FORMATS:
+            raise exceptions.ValidationError({"format": "Use csv or json."})
+        if kind != DownloadAudit.Kind.METRICS:
+            fmt = ""
+        artifact = self.artifact(request, job_id)
+        # Build the export now, so an error shows here rather than to whoever opens the link.
+        export = packaging.export_for(artifact, kind, fmt)
+        link = signed_link(request, artifact.job_id, kind, fmt, request.user)
+        if request.query_params.get("redirect") in ("1", "true"):
+            return HttpResponseRedirect(link["url"])
+        return Response({**link, "filename": export.filename})
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it.
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _forbidden(message: str) -> JsonResponse:
+    return JsonResponse({"detail": message}, status=403)
+
+
+@require_GET
+def serve_download(request: HttpRequest, job_id, token: str) -> HttpResponse:
+    """The signed link: check it, count and audit the download, then serve (or redirect to S3)."""
+    try:
+        grant = read_download_token(token)
+    except TokenError as exc:
+        return _forbidden(f"This download link is invalid: {exc}.")
+    if grant.job_id != str(job_id):
+        return _forbidden("This download link is for another job.")
+    user = get_user_model().objects.filter(pk=grant.user_id, is_active=True).first()
+    if user is None or not TrainingJob.objects.visible_to(user).filter(pk=job_id).exists():
+        return _forbidden("The user this link was issued to cannot access this job.")
+    job = TrainingJob.objects.select_related("base_model").get(pk=job_id)
+    artifact = artifact_for(job) if job.status == Status.COMPLETED else None
+    if artifact is None:
+        return JsonResponse({"detail": "No artifacts for this job."}, status=404)
+    try:
+        export = packaging.export_for(artifact, grant.kind, grant.fmt)
+    except packaging.ExportError as exc:
+        return _forbidden(str(exc))
+    artifact.record_download(user, grant.kind, grant.fmt, ip=_client_ip(request),
+                             user_agent=request.headers.get("user-agent", ""))
+    logger.info("job %s: %s downloaded via %s's link", job.pk, grant.kind, user)
+    if storage.is_s3():
+        return HttpResponseRedirect(storage.presigned_url(
+            export.key, "GET", S3_REDIRECT_TTL_SECONDS, filename=export.filename))
+    response = serve_blob(export.key, filename=export.filename)
+    response["Content-Type"] = export.content_type
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -1,0 +1,218 @@
+"""The storage API the worker speaks (docs/worker-contract.md, "Storage"; gpu_worker.stores.HttpStore).
+
+    POST /api/worker/jobs/<job id>/storage/sign         {"method", "keys"} -> {"urls": {key: url}}
+    GET  /api/worker/jobs/<job id>/storage/checkpoints  -> {"committed": [{"step", "manifest"}]}
+    POST /api/worker/jobs/<job id>/storage/delete       {"prefix"} -> 204
+    GET|PUT /api/worker/blob/<token>                    filesystem storage only: the signed blob
+
+The control calls are authenticated only by the job's secret (Standard Webhooks signature,
+gpu_worker.signing.verify): no session, no token, no CSRF. Keys are relative to the job's root
+and cannot leave it. A terminal job gets 409, which HttpStore turns into a StoreError at once.
+
+Attempt fencing: HttpStore sends no attempt header, so a superseded attempt that still holds the
+secret is not told apart here; it is fenced by the webhook (409 on its reports makes it exit) and
+a new attempt gets a new secret when the executor rotates it. An `x-worker-attempt` header, if a
+later worker sends one, is checked against the job's attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from gpu_worker import signing as worker_signing
+from training.models import TrainingJob
+
+from . import storage
+from .signing import TokenError, read_blob_token
+
+logger = logging.getLogger("artifacts.worker_api")
+
+MAX_CONTROL_BODY = 1024 * 1024
+MAX_KEYS_PER_SIGN = 1000
+MANIFEST = "manifest.json"
+# What a worker reads and writes (docs/worker-contract.md); exports/ belong to the control plane.
+WORKER_AREAS = ("checkpoints/", "adapter/", "reports/")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _control_body(request: HttpRequest) -> bytes:
+    try:
+        length = int(request.headers.get("content-length") or 0)
+    except ValueError as exc:
+        raise _Refused(400, "bad content-length") from exc
+    if length > MAX_CONTROL_BODY:
+        raise _Refused(413, "request body too large")
+    return request.read(length) if length else b""
+
+
+def _authenticated_job(request: HttpRequest, job_id, body: bytes) -> TrainingJob:
+    """The job whose secret signed this request; refuse terminal jobs and foreign attempts."""
+    job = TrainingJob.objects.filter(pk=job_id).only("id", "secret", "status", "attempt").first()
+    # An unknown job and a bad signature look the same: nothing leaks about which jobs exist.
+    if job is None or not job.secret:
+        raise _Refused(401, "signature does not match")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        worker_signing.verify(job.secret, headers, body)
+    except worker_signing.SignatureError as exc:
+        raise _Refused(401, str(exc)) from exc
+    if job.is_terminal:
+        raise _Refused(409, f"the job is {job.status}; storage is closed to workers")
+    attempt = headers.get("x-worker-attempt")
+    if attempt is not None and attempt != str(job.attempt):
+        raise _Refused(409, f"attempt {attempt} was superseded by attempt {job.attempt}")
+    return job
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError as exc:
+        raise _Refused(400, "the body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise _Refused(400, "the body must be a JSON object")
+    return payload
+
+
+def _control(view):
+    """Turn _Refused and invalid keys into JSON errors; keep views to their happy path."""
+
+    def wrapped(request: HttpRequest, job_id) -> HttpResponse:
+        try:
+            return view(request, job_id)
+        except _Refused as exc:
+            return _error(exc.status, str(exc))
+        except storage.InvalidKey as exc:
+            return _error(400, str(exc))
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return csrf_exempt(wrapped)
+
+
+@_control
+@require_http_methods(["POST"])
+def sign(request: HttpRequest, job_id) -> HttpResponse:
+    body = _control_body(request)
+    job = _authenticated_job(request, job_id, body)
+    payload = _json(body)
+    method, keys = payload.get("method"), payload.get("keys")
+    if method not in storage.METHODS:
+        raise _Refused(400, "method must be GET or PUT")
+    if not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS_PER_SIGN:
+        raise _Refused(400, f"keys must be a list of 1 to {MAX_KEYS_PER_SIGN} keys")
+    outside = [key for key in keys if not isinstance(key, str) or not key.startswith(WORKER_AREAS)]
+    if outside:
+        raise _Refused(400, f"keys must be under {', '.join(WORKER_AREAS)}: {outside[:3]!r}")
+    base_url = request.build_absolute_uri("/")
+    urls = {
+        key: storage.presigned_url(storage.job_key(job.pk, key), method,
+                                   settings.WORKER_URL_TTL_SECONDS, base_url=base_url)
+        for key in keys
+    }
+    return JsonResponse({"urls": urls})
+
+
+@_control
+@require_http_methods(["GET"])
+def checkpoints(request: HttpRequest, job_id) -> HttpResponse:
+    job = _authenticated_job(request, job_id, b"")
+    return JsonResponse({"committed": committed_checkpoints(job.pk)})
+
+
+@_control
+@require_http_methods(["POST"])
+def delete(request: HttpRequest, job_id) -> HttpResponse:
+    body = _control_body(request)
+    job = _authenticated_job(request, job_id, body)
+    prefix = _json(body).get("prefix")
+    # Prefixes only: an empty prefix would wipe the job's adapter and reports too.
+    key_prefix = storage.job_key(job.pk, prefix, allow_trailing_slash=True) if prefix else None
+    if key_prefix is None or not prefix.startswith(WORKER_AREAS):
+        raise _Refused(400, f"prefix must be a relative key prefix under {', '.join(WORKER_AREAS)}")
+    freed = storage.delete_prefix(key_prefix)
+    logger.info("worker of job %s deleted %s* (%d bytes)", job.pk, prefix, freed)
+    return HttpResponse(status=204)
+
+
+def committed_checkpoints(job_id) -> list[dict[str, Any]]:
+    """Checkpoints whose manifest.json is stored, ascending by step (newest last)."""
+    root = storage.job_prefix(job_id) + "checkpoints/"
+    committed = []
+    for name in storage.list_dirs(root):
+        if not name.startswith("step-"):
+            continue
+        key = f"{root}{name}/{MANIFEST}"
+        if not storage.exists(key):
+            continue  # uploaded files but no manifest: not a checkpoint
+        try:
+            manifest = json.loads(storage.read_bytes(key))
+            step = int(manifest["step"])
+        except (ValueError, KeyError, TypeError, OSError):
+            logger.warning("ignoring unreadable checkpoint manifest %s", key)
+            continue
+        committed.append({"step": step, "manifest": manifest})
+    return sorted(committed, key=lambda c: c["step"])
+
+
+# --- Filesystem blobs ------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "PUT"])
+def blob(request: HttpRequest, token: str) -> HttpResponse:
+    """Serve or store the key a signed token names (the filesystem stand-in for S3 URLs)."""
+    method = "GET" if request.method == "HEAD" else request.method
+    try:
+        key = read_blob_token(token, method)
+        storage.clean_relative_key(key)
+    except (TokenError, storage.InvalidKey) as exc:
+        return _error(403, str(exc))
+    if method == "GET":
+        return serve_blob(key)
+    return _store_blob(request, key)
+
+
+def serve_blob(key: str, filename: str | None = None) -> HttpResponse:
+    if not storage.exists(key):
+        return _error(404, "no such blob")
+    response = FileResponse(storage.open_read(key), as_attachment=bool(filename),
+                            filename=filename or "", content_type="application/octet-stream")
+    response["Content-Length"] = str(storage.size(key))
+    return response
+
+
+def _store_blob(request: HttpRequest, key: str) -> HttpResponse:
+    length_header = request.headers.get("content-length")
+    if length_header is None:
+        return _error(411, "content-length required")
+    try:
+        length = int(length_header)
+    except ValueError:
+        return _error(400, "bad content-length")
+    if length < 0 or length > settings.ARTIFACT_MAX_UPLOAD_BYTES:
+        return _error(413, f"a single upload is limited to {settings.ARTIFACT_MAX_UPLOAD_BYTES} bytes")
+    try:
+        # `request` is a stream bounded by Content-Length; never request.body for blobs.
+        storage.save_stream(key, request, length=length)
+    except OSError as exc:
+        logger.warning("upload of %s failed: %s", key, exc)
+        return _error(400, f"upload failed: {exc}")
+    return HttpResponse(status=201)
+

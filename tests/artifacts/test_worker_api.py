@@ -1,0 +1,169 @@
+"""The worker storage API, driven by the worker's own HttpStore client against a live server,
+on both storage backends."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from artifacts import storage
+from gpu_worker import signing
+from gpu_worker.stores import (
+    StoreError,
+    commit_checkpoint,
+    fetch_checkpoint,
+    open_store,
+    prune_checkpoints,
+)
+from training.lifecycle import Status
+
+from .conftest import SECRET
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def api_url(live_server, job) -> str:
+    return f"{live_server.url}/api/worker/jobs/{job.pk}/storage"
+
+
+def signed_post(url: str, payload: dict, secret: str = SECRET, **header_overrides) -> requests.Response:
+    body = json.dumps(payload).encode()
+    headers = {**signing.signed_headers(secret, body), "content-type": "application/json",
+               **header_overrides}
+    return requests.post(url, data=body, headers=headers, timeout=10)
+
+
+def checkpoint_dir(tmp_path, step: int):
+    folder = tmp_path / f"local-step-{step}"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "adapter_model.safetensors").write_bytes(bytes([step % 256]) * 3000)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (folder / "nested" / "rng.pt").write_bytes(b"rng" * step)
+    return folder
+
+
+def test_the_worker_client_commits_lists_fetches_and_prunes(backend, live_server, make_job, tmp_path):
+    job = make_job()
+    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    for step in (100, 200, 300):
+        commit_checkpoint(store, checkpoint_dir(tmp_path, step), step, attempt=1)
+
+    committed = store.committed_checkpoints()
+    assert [m["step"] for m in committed] == [100, 200, 300]
+    assert set(committed[-1]["files"]) == {"adapter_model.safetensors", "trainer_state.json", "nested/rng.pt"}
+
+    restored = fetch_checkpoint(store, committed[-1], tmp_path / "restored")
+    assert (restored / "nested" / "rng.pt").read_bytes() == b"rng" * 300
+
+    assert prune_checkpoints(store, keep=1) == [100, 200]
+    assert [m["step"] for m in store.committed_checkpoints()] == [300]
+    assert storage.list_dirs(f"jobs/{job.pk}/checkpoints/") == ["step-300"]
+
+    # The adapter and reports land under the job's root, where register_artifacts looks.
+    weights = tmp_path / "adapter_model.safetensors"
+    weights.write_bytes(b"lora" * 1000)
+    store.put_file("adapter/adapter_model.safetensors", weights)
+    store.put_bytes("reports/summary.json", b'{"final_train_loss": 1.2}')
+    assert storage.read_bytes(f"jobs/{job.pk}/adapter/adapter_model.safetensors") == b"lora" * 1000
+    store.get_file("reports/summary.json", tmp_path / "summary.json")
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"final_train_loss": 1.2}
+
+
+def test_a_checkpoint_whose_manifest_never_arrived_is_not_listed(backend, live_server, make_job, tmp_path):
+    job = make_job()
+    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    commit_checkpoint(store, checkpoint_dir(tmp_path, 1), 1, attempt=1)
+    # A crash mid-upload: files of step 2 but no manifest.
+    store.put_file("checkpoints/step-2/adapter_model.safetensors",
+                   checkpoint_dir(tmp_path, 2) / "adapter_model.safetensors")
+    assert [m["step"] for m in store.committed_checkpoints()] == [1]
+
+
+def test_get_of_a_missing_key_is_a_store_error(backend, live_server, make_job, tmp_path):
+    job = make_job()
+    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    with pytest.raises(StoreError):
+        store.get_file("checkpoints/step-9/manifest.json", tmp_path / "m.json")
+
+
+def test_it_rejects_a_bad_or_stale_signature(filesystem, live_server, make_job):
+    job = make_job()
+    wrong = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret="not-the-secret")
+    with pytest.raises(StoreError, match="HTTP 401"):
+        wrong.committed_checkpoints()
+
+    url = api_url(live_server, job) + "/sign"
+    payload = {"method": "PUT", "keys": ["adapter/x"]}
+    stale = signed_post(url, payload, **signing.signed_headers(SECRET, json.dumps(payload).encode(),
+                                                              timestamp=int(time.time()) - 600))
+    assert stale.status_code == 401
+    unsigned = requests.post(url, json=payload, timeout=10)
+    assert unsigned.status_code == 401
+    # Another job's secret does not open this job's storage.
+    other = make_job(secret="other-secret")
+    assert signed_post(url, payload, secret=other.secret).status_code == 401
+    assert signed_post(url, payload).status_code == 200
+
+
+@pytest.mark.parametrize("key", ["../other-job/adapter/x", "checkpoints/../../x", "/etc/passwd",
+                                 "a//b", "a\\..\\b"])
+def test_it_rejects_keys_outside_the_job(filesystem, live_server, make_job, key):
+    job = make_job()
+    base = api_url(live_server, job)
+    assert signed_post(base + "/sign", {"method": "PUT", "keys": [key]}).status_code == 400
+    assert signed_post(base + "/delete", {"prefix": key}).status_code == 400
+
+
+def test_it_rejects_malformed_requests(filesystem, live_server, make_job):
+    base = api_url(live_server, make_job())
+    assert signed_post(base + "/sign", {"method": "DELETE", "keys": ["a"]}).status_code == 400
+    assert signed_post(base + "/sign", {"method": "GET", "keys": []}).status_code == 400
+    assert signed_post(base + "/delete", {"prefix": ""}).status_code == 400
+    # exports/ belong to the control plane.
+    assert signed_post(base + "/sign", {"method": "PUT", "keys": ["exports/adapter.zip"]}).status_code == 400
+    assert signed_post(base + "/delete", {"prefix": "exports/"}).status_code == 400
+    assert signed_post(base + "/delete", {"prefix": "adapter"}).status_code == 400
+
+
+def test_delete_keeps_everything_outside_the_prefix(backend, live_server, make_job):
+    job, neighbour = make_job(), make_job()
+    for owner in (job, neighbour):
+        storage.save_bytes(storage.job_key(owner.pk, "checkpoints/step-1/a"), b"1")
+    storage.save_bytes(storage.job_key(job.pk, "adapter/adapter_config.json"), b"{}")
+    response = signed_post(api_url(live_server, job) + "/delete", {"prefix": "checkpoints/"})
+    assert response.status_code == 204
+    assert [k for k, _ in storage.list_keys(f"jobs/{job.pk}/")] == [f"jobs/{job.pk}/adapter/adapter_config.json"]
+    assert storage.exists(storage.job_key(neighbour.pk, "checkpoints/step-1/a"))
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
+def test_a_finished_job_gets_409(filesystem, live_server, make_job, status):
+    job = make_job(status=status)
+    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    with pytest.raises(StoreError, match="HTTP 409"):
+        store.put_bytes("checkpoints/step-1/manifest.json", b"{}")
+
+
+def test_an_attempt_header_from_a_superseded_attempt_gets_409(filesystem, live_server, make_job):
+    job = make_job(attempt=3)
+    url = api_url(live_server, job) + "/sign"
+    payload = {"method": "PUT", "keys": ["adapter/x"]}
+    assert signed_post(url, payload, **{"x-worker-attempt": "2"}).status_code == 409
+    assert signed_post(url, payload, **{"x-worker-attempt": "3"}).status_code == 200
+
+
+def test_an_unknown_job_looks_like_a_bad_signature(filesystem, live_server):
+    url = f"{live_server.url}/api/worker/jobs/00000000-0000-0000-0000-000000000000/storage/sign"
+    assert signed_post(url, {"method": "GET", "keys": ["a"]}).status_code == 401
+
+
+def test_the_store_spec_for_remote_workers_points_at_this_api(settings, make_job):
+    from artifacts.services import worker_store_spec
+
+    settings.PUBLIC_BASE_URL = "https://cp.example.com"
+    job = make_job()
+    assert worker_store_spec(job.pk) == {
+        "kind": "http", "api_url": f"https://cp.example.com/api/worker/jobs/{job.pk}/storage"}
