@@ -217,7 +217,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # moment they are enqueued (which our services do on transaction commit).
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None  # Results live in our own tables; nothing reads Celery results.
 # A task is acknowledged only after it finishes, so a worker killed mid-task gets it redelivered.
 # Our tasks are idempotent (primary key in, re-fetch, compare-and-set), so a redelivery is safe.

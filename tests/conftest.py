@@ -37,6 +37,26 @@ def pytest_configure(config) -> None:
             raise pytest.UsageError("CI=true requires REDIS_URL")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Run serialized-rollback transactional tests before the other transactional ones.
+
+    A plain transaction=True test ends with a flush that recreates content types under new ids;
+    a serialized test running after it then fails at setup restoring the old rows.
+    """
+
+    def key(item) -> tuple[bool, bool]:
+        marker = item.get_closest_marker("django_db")
+        transactional = bool(marker and marker.kwargs.get("transaction")) or "live_server" in getattr(
+            item, "fixturenames", []
+        )
+        if not transactional:
+            return (False, False)
+        return (True, not (marker and marker.kwargs.get("serialized_rollback")))
+
+    items.sort(key=key)
+
+
 @pytest.fixture
 def redis_url() -> str:
     url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"

@@ -1,0 +1,94 @@
+"""Fixtures for execution tests: a job factory and the fake worker (tests/execution/fake_worker.py)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from training.lifecycle import Status
+
+FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
+
+
+@pytest.fixture
+def media(settings, tmp_path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def fake_worker(settings, media):
+    """The local executor starts fake_worker.py instead of gpu_worker (LOCAL_WORKER_COMMAND)."""
+    settings.LOCAL_WORKER_COMMAND = [sys.executable, str(FAKE_WORKER)]
+    settings.LOCAL_WORKER_STOP_GRACE_SECONDS = 5
+    return FAKE_WORKER
+
+
+@pytest.fixture
+def make_job(django_user_model, media):
+    from training.models import BaseModel, TrainingFile, TrainingJob
+
+    def make(**fields) -> TrainingJob:
+        user = django_user_model.objects.get_or_create(username="olivia")[0]
+        training_file = TrainingFile.objects.create(
+            name="tiny", file="datasets/tiny.jsonl", sha256=uuid.uuid4().hex + uuid.uuid4().hex,
+            validation_status=TrainingFile.ValidationStatus.VALID, record_count=4)
+        base_model = BaseModel.objects.create(
+            slug=f"m-{uuid.uuid4().hex[:8]}", name="tiny", model_id="/models/tiny", parameter_count=10_000,
+            recommended_gpu="CPU_LOCAL")
+        defaults = {
+            "training_file": training_file, "base_model": base_model, "name": "job",
+            "configuration": {"base_model": "/models/tiny", "hyperparameters": {"max_steps": 4}},
+            "executor": "local", "gpu_type": "H100_PCIE_80GB", "gpu_pricing_tier": "spot",
+            "secret": "s3cret", "created_by": user, "status": Status.QUEUED,
+        }
+        defaults.update(fields)
+        return TrainingJob.objects.create(**defaults)
+
+    return make
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> dict[str, list[str]]:
+    """Records launch_job/poll_job enqueues instead of sending or running them."""
+    from training import tasks
+
+    calls: dict[str, list[str]] = {"launch_job": [], "poll_job": [], "stop_job_execution": []}
+    monkeypatch.setattr(tasks.launch_job, "delay", lambda job_id: calls["launch_job"].append(job_id))
+    monkeypatch.setattr(tasks.stop_job_execution, "delay", lambda job_id: calls["stop_job_execution"].append(job_id))
+    monkeypatch.setattr(tasks.poll_job, "apply_async", lambda args, **kw: calls["poll_job"].append(args[0]))
+    return calls
+
+
+_WORDS = ["save", "money", "budget", "debt", "plan", "rent", "income", "fund", "the", "a", "you", "your", "next", "step", "pay", "card", "interest", "emergency", "month", "year", "account", "tax", "help", "feel", "worried"]
+
+
+def write_chat_dataset(path: Path, records: int = 24, seed: int = 1) -> Path:
+    """A small chat dataset in the tiny model's vocabulary (short enough for max_seq_length 128)."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    with path.open("w") as handle:
+        for _ in range(records):
+            messages = [{"role": "system", "content": "You are Elena, a financial planner."}]
+            messages.append({"role": "user", "content": " ".join(rng.choices(_WORDS, k=rng.randint(3, 10)))})
+            messages.append({"role": "assistant", "content": " ".join(rng.choices(_WORDS, k=rng.randint(5, 20)))})
+            handle.write(json.dumps({"messages": messages}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    return write_chat_dataset(tmp_path / "tiny-chat.jsonl")

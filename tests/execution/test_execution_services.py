@@ -1,0 +1,382 @@
+"""Launch, poll, recovery and cost rules of training.services.execution (fake worker, real DB)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from gpu_worker.config import WorkerConfig
+from training.executors import ExecutorError
+from training.executors.local import LocalExecutor, group_members
+from training.lifecycle import Status
+from training.models import JobEvent, TrainingJob
+from training.services import execution
+
+pytestmark = pytest.mark.django_db
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def fake(monkeypatch, fake_worker):
+    """Launches carry a "fake" section telling the fake worker what to do."""
+    behaviour: dict = {"sleep": 30}
+    real = execution.build_worker_config
+    monkeypatch.setattr(execution, "build_worker_config", lambda job: {**real(job), "fake": behaviour})
+    yield behaviour
+    for job in TrainingJob.objects.all():
+        pgid = (job.executor_ref or {}).get("pgid")
+        if pgid and group_members(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def launched_job(make_job, **fields) -> TrainingJob:
+    job = make_job(**fields)
+    execution.launch_attempt(str(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def pod_events(job) -> list[str]:
+    return list(job.events.filter(event_type=JobEvent.Type.POD_STATE).values_list("payload__state", flat=True))
+
+
+# --- Worker configuration ---------------------------------------------------------------------
+
+
+def test_the_worker_config_is_one_gpu_worker_accepts(make_job, settings):
+    settings.PUBLIC_BASE_URL = "http://cp.example:8123"
+    job = make_job(attempt=2, configuration={"base_model": "/models/tiny",
+                                             "hyperparameters": {"max_steps": 8, "checkpoint_interval": 4}})
+    config = execution.build_worker_config(job)
+    parsed = WorkerConfig.from_dict(config)
+    assert parsed.attempt == 2 and parsed.max_steps == 8 and parsed.checkpoint_interval == 4
+    assert parsed.webhook_url == "http://cp.example:8123/api/training/webhook"
+    assert parsed.webhook_secret == "s3cret"
+    assert parsed.store == {"kind": "local", "root": str(settings.MEDIA_ROOT / "jobs" / str(job.pk))}
+    assert parsed.dataset.endswith("datasets/tiny.jsonl")
+    assert parsed.resume_from == "latest"
+    assert f"{job.pk}/attempt-2" in parsed.output_dir
+
+
+# --- Launch -----------------------------------------------------------------------------------
+
+
+def test_launch_starts_attempt_one_and_records_the_worker(make_job, fake):
+    job = launched_job(make_job)
+    assert job.status == Status.PROVISIONING
+    assert job.attempt == 1
+    assert job.executor_ref["pid"] and job.executor_ref["billing_base"] == 0
+    assert job.hourly_rate == Decimal("2.4900")  # H100 spot
+    assert job.attempt_started_at is not None
+    assert job.events.filter(event_type=JobEvent.Type.LAUNCHED, attempt=1).count() == 1
+
+
+def test_a_second_launch_task_does_nothing(make_job, fake):
+    job = launched_job(make_job)
+    execution.launch_attempt(str(job.pk))
+    job.refresh_from_db()
+    assert job.attempt == 1
+    assert job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 1
+
+
+def test_a_redelivered_launch_finds_the_worker_its_dead_predecessor_started(make_job, fake):
+    job = launched_job(make_job)
+    pid = job.executor_ref["pid"]
+    # The first task spawned the worker but died before storing the ref; the worker's `started`
+    # report got there (ingestion keeps it under "worker").
+    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={"worker": {"pid": 12345}})
+    execution.launch_attempt(str(job.pk))
+    job.refresh_from_db()
+    assert job.attempt == 1
+    assert job.executor_ref["pid"] == pid
+    assert job.executor_ref["worker"] == {"pid": 12345}
+
+
+def test_a_failed_launch_fails_the_job_with_the_executors_explanation(make_job, monkeypatch, fake):
+    def refuse(self, job, config):
+        raise ExecutorError("infrastructure", "Could not start the local worker: no python.", "Check WORKER_PYTHON.")
+
+    monkeypatch.setattr(LocalExecutor, "launch", refuse)
+    job = launched_job(make_job)
+    assert job.status == Status.FAILED
+    assert job.error_type == "infrastructure"
+    assert job.error_message == "Could not start the local worker: no python."
+    assert job.error_suggested_fix == "Check WORKER_PYTHON."
+
+
+def test_a_job_cancelled_during_launch_has_its_new_worker_stopped(make_job, monkeypatch, fake):
+    real_launch = LocalExecutor.launch
+
+    def launch_then_cancel(self, job, config):
+        result = real_launch(self, job, config)
+        TrainingJob.objects.filter(pk=job.pk).update(status=Status.CANCELLED)
+        return result
+
+    monkeypatch.setattr(LocalExecutor, "launch", launch_then_cancel)
+    job = make_job()
+    execution.launch_attempt(str(job.pk))
+    ref = json.loads((execution.work_dir(job.pk, 1) / "worker.pid").read_text())
+    assert group_members(ref["pgid"]) == []
+
+
+# --- Poll -------------------------------------------------------------------------------------
+
+
+def test_poll_records_a_pod_state_event_only_when_the_state_changes(make_job, fake):
+    job = launched_job(make_job)
+    execution.poll_job(str(job.pk))
+    execution.poll_job(str(job.pk))
+    assert pod_events(job) == ["running"]
+
+
+def test_poll_accrues_cost_from_the_attempts_start(make_job, fake):
+    job = launched_job(make_job)
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(hours=2))
+    execution.poll_job(str(job.pk))
+    execution.poll_job(str(job.pk))  # recomputed, not added again
+    job.refresh_from_db()
+    assert 7200 <= job.billable_seconds < 7260
+    assert job.actual_cost == Decimal("4.98")
+
+
+def test_cost_sums_finished_attempts_and_the_live_one(make_job, fake, enqueued, django_capture_on_commit_callbacks):
+    job = launched_job(make_job)
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(hours=1))
+    job.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert execution.handle_interruption(job.pk, 1, "test")
+    job.refresh_from_db()
+    assert 3600 <= job.billable_seconds < 3660
+    execution.launch_attempt(str(job.pk))
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(hours=1))
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.attempt == 2
+    assert 7200 <= job.billable_seconds < 7300
+    assert job.actual_cost == Decimal("4.98")
+
+
+def test_a_worker_interrupted_with_exit_code_4_is_recovered(make_job, fake, enqueued, django_capture_on_commit_callbacks):
+    fake.update(sleep=0, exit=4)
+    job = launched_job(make_job)
+    wait_for(lambda: LocalExecutor().poll(job).state == "exited")
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING
+    assert job.checkpoint_recovery_count == 1
+    assert enqueued["launch_job"] == [str(job.pk)]
+    assert pod_events(job) == ["exited"]
+
+
+def test_a_vanished_worker_is_recovered_and_the_next_attempt_launched(make_job, fake, enqueued, django_capture_on_commit_callbacks):
+    job = launched_job(make_job)
+    wait_for(lambda: len(group_members(job.executor_ref["pgid"])) >= 2)
+    os.killpg(job.executor_ref["pgid"], signal.SIGKILL)
+    wait_for(lambda: LocalExecutor().poll(job).state == "gone")
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    assert enqueued["launch_job"] == [str(job.pk)]
+    execution.launch_attempt(str(job.pk))
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (Status.PROVISIONING, 2)
+    assert job.executor_ref["pid"] and job.executor_ref["billing_base"] > 0
+
+
+def test_a_clean_exit_waits_for_the_completed_report_before_recovering(make_job, fake, enqueued, django_capture_on_commit_callbacks):
+    fake.update(sleep=0, exit=0)
+    job = launched_job(make_job)
+    wait_for(lambda: LocalExecutor().poll(job).state == "exited")
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.PROVISIONING  # the report may be in flight
+    ended = timezone.now() - timedelta(seconds=execution.COMPLETION_GRACE_SECONDS + 1)
+    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "ended_at": ended.isoformat()})
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING
+
+
+def test_a_clean_exit_with_its_completed_report_is_left_to_ingestion(make_job, fake, enqueued):
+    fake.update(sleep=0, exit=0)
+    job = launched_job(make_job)
+    JobEvent.objects.create(job=job, event_type=JobEvent.Type.COMPLETED, attempt=1)
+    wait_for(lambda: LocalExecutor().poll(job).state == "exited")
+    job.refresh_from_db()
+    ended = timezone.now() - timedelta(minutes=5)
+    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "ended_at": ended.isoformat()})
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.PROVISIONING
+    assert enqueued["launch_job"] == []
+
+
+def test_a_user_error_exit_without_a_report_fails_after_the_grace_period(make_job, fake, enqueued):
+    fake.update(sleep=0, exit=2)
+    job = launched_job(make_job)
+    wait_for(lambda: LocalExecutor().poll(job).state == "exited")
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    ended = timezone.now() - timedelta(minutes=5)
+    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "ended_at": ended.isoformat()})
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.FAILED
+    assert "exit code 2" in job.error_message and "worker.log" in job.error_suggested_fix
+
+
+@pytest.mark.parametrize("code", [1, 3])
+def test_an_error_exit_without_a_report_is_an_interruption_after_the_grace_period(
+        make_job, fake, enqueued, code, django_capture_on_commit_callbacks):
+    fake.update(sleep=0, exit=code)
+    job = launched_job(make_job)
+    wait_for(lambda: LocalExecutor().poll(job).state == "exited")
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.PROVISIONING  # the error report may be in flight
+    ended = timezone.now() - timedelta(seconds=execution.COMPLETION_GRACE_SECONDS + 1)
+    TrainingJob.objects.filter(pk=job.pk).update(
+        executor_ref={**job.executor_ref, "ended_at": ended.isoformat()})
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING
+    assert enqueued["launch_job"] == [str(job.pk)]
+
+
+def test_a_stale_heartbeat_stops_the_hung_worker_and_recovers(make_job, fake, enqueued, settings, django_capture_on_commit_callbacks):
+    job = launched_job(make_job)
+    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_INTERVAL_SECONDS * settings.HEARTBEAT_STALE_FACTOR + 5)
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=stale - timedelta(minutes=5), last_heartbeat_at=stale)
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING
+    assert "no heartbeat" in job.events.filter(payload__to="recovering").get().payload["reason"]
+    assert group_members(job.executor_ref["pgid"]) == []
+
+
+def test_a_young_attempt_without_heartbeats_is_not_stale(make_job, fake, enqueued):
+    job = launched_job(make_job)
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.PROVISIONING
+
+
+# --- Recovery ---------------------------------------------------------------------------------
+
+
+def test_interruption_counts_the_training_lost_since_the_last_checkpoint(make_job, enqueued, django_capture_on_commit_callbacks):
+    job = make_job(status=Status.TRAINING, attempt=1, attempt_started_at=timezone.now() - timedelta(hours=1))
+    JobEvent.objects.create(job=job, event_type=JobEvent.Type.CHECKPOINT_SAVED, attempt=1,
+                            received_at=timezone.now() - timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert execution.handle_interruption(job.pk, 1, "spot preempted")
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING
+    assert 600 <= job.lost_seconds < 660
+    assert enqueued["launch_job"] == [str(job.pk)]
+
+
+def test_interruption_of_a_superseded_attempt_is_ignored(make_job, enqueued):
+    job = make_job(status=Status.TRAINING, attempt=3, attempt_started_at=timezone.now())
+    assert not execution.handle_interruption(job.pk, 2, "late report")
+    job.refresh_from_db()
+    assert job.status == Status.TRAINING and job.checkpoint_recovery_count == 0
+
+
+def test_passing_the_recovery_limit_fails_the_job_with_an_explanation(make_job, enqueued, settings, django_capture_on_commit_callbacks):
+    settings.MAX_RECOVERIES = 2
+    job = make_job(status=Status.TRAINING, attempt=3, checkpoint_recovery_count=2, attempt_started_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert execution.handle_interruption(job.pk, 3, "spot preempted")
+    job.refresh_from_db()
+    assert job.status == Status.FAILED
+    assert job.checkpoint_recovery_count == 3
+    assert job.error_type == "recovery_limit"
+    assert job.error_message.startswith("Interrupted 3 times; the recovery limit is 2.")
+    assert job.error_suggested_fix
+    assert enqueued["launch_job"] == []
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_exactly_one_of_two_racing_interruptions_relaunches(make_job, enqueued, postgres_required):
+    job = make_job(status=Status.TRAINING, attempt=1, attempt_started_at=timezone.now())
+    barrier = threading.Barrier(2)
+    results = []
+
+    def report():
+        try:
+            barrier.wait()
+            results.append(execution.handle_interruption(job.pk, 1, "racing"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=report) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    job.refresh_from_db()
+    assert sorted(results) == [False, True]
+    assert job.checkpoint_recovery_count == 1
+    assert enqueued["launch_job"] == [str(job.pk)]
+    assert job.events.filter(payload__to="recovering").count() == 1
+
+
+# --- Stop and fan-out -------------------------------------------------------------------------
+
+
+def test_stop_sends_sigterm_and_closes_the_bill(make_job, fake):
+    fake.update(on_term=4)
+    job = launched_job(make_job)
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.CANCELLED, completed_at=timezone.now(),
+                                                 attempt_started_at=timezone.now() - timedelta(hours=1))
+    # The fake worker writes its trace once its SIGTERM handler is installed.
+    wait_for(lambda: (execution.work_dir(job.pk, 1) / "fake.trace").exists())
+    execution.stop_attempt(str(job.pk))
+    job.refresh_from_db()
+    assert group_members(job.executor_ref["pgid"]) == []
+    assert job.executor_ref["billing_closed"] is True
+    assert job.actual_cost == Decimal("2.49")
+    assert LocalExecutor().poll(job).exit_code == 4
+
+
+def test_poll_active_jobs_polls_active_jobs_and_finished_ones_with_an_open_bill(make_job, enqueued):
+    active = make_job(status=Status.TRAINING, attempt=1)
+    launched = {"pid": 1, "billing_base": 0}
+    open_bill = make_job(status=Status.COMPLETED, attempt=1, completed_at=timezone.now(), executor_ref=launched)
+    make_job(status=Status.COMPLETED, attempt=1, completed_at=timezone.now(),
+             executor_ref={**launched, "billing_closed": True})
+    make_job(status=Status.PENDING)
+    assert execution.poll_active_jobs() == 2
+    assert sorted(enqueued["poll_job"]) == sorted([str(active.pk), str(open_bill.pk)])
+
+
+def test_polling_a_finished_job_closes_its_bill(make_job):
+    started = timezone.now() - timedelta(hours=1)
+    job = make_job(status=Status.COMPLETED, attempt=1, attempt_started_at=started, completed_at=started + timedelta(minutes=30),
+                   hourly_rate=Decimal("2"), executor_ref={"pid": 1, "billing_base": 0})
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.billable_seconds == 1800
+    assert job.actual_cost == Decimal("1.00")
+    assert job.executor_ref["billing_closed"] is True

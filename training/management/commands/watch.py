@@ -1,0 +1,123 @@
+"""Watch one training job from a terminal until it ends (seed 004's monitoring agent).
+
+Examples:
+
+    python manage.py watch 3f6c1c1e-...            # refresh every 2 s until the job ends
+    python manage.py watch 3f6c1c1e-... --interval 10
+    python manage.py watch 3f6c1c1e-... --once     # one status line, then exit
+
+On a terminal the progress line redraws in place (\\r); piped into a file or CI log it prints
+a plain line whenever something changed. Before the first metrics it says so plainly ("No
+metrics yet — the job is queued"). When the job ends it prints the analyser's recommendation
+(continue / stop early / use a checkpoint) and, for a completed job, the quality score.
+Exit status: 0 when the job ended or --once was given, 1 for an unknown job, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+BAR_WIDTH = 24
+
+
+class Command(BaseCommand):
+    help = "Follow a training job's progress in the terminal until it ends (see the module docstring)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("job_id", help="The job's id (a UUID).")
+        parser.add_argument("--interval", type=float, default=2.0, help="Seconds between refreshes (default 2).")
+        parser.add_argument("--once", action="store_true", help="Print the current status once and exit.")
+
+    def handle(self, *args, job_id: str, interval: float, once: bool, **options) -> None:
+        from training.models import TrainingJob
+
+        try:
+            job = TrainingJob.objects.get(pk=uuid.UUID(job_id))
+        except (ValueError, ValidationError, TrainingJob.DoesNotExist) as exc:
+            raise CommandError(f"No training job with id {job_id!r}.") from exc
+        tty = self.stdout.isatty()
+        self.stdout.write(f"Watching job '{job.name}' ({job.pk}); Ctrl-C to stop watching.")
+        last = ""
+        try:
+            while True:
+                job.refresh_from_db()
+                line = status_line(job)
+                if tty:
+                    self.stdout.write("\r" + line.ljust(len(last)), ending="")
+                    self.stdout.flush()
+                elif line != last:
+                    self.stdout.write(line)
+                last = line
+                if job.is_terminal or once:
+                    break
+                time.sleep(max(0.0, interval))
+        except KeyboardInterrupt:
+            if tty:
+                self.stdout.write("")
+            self.stdout.write("Stopped watching; the job goes on.")
+            sys.exit(130)
+        if tty:
+            self.stdout.write("")
+        if job.is_terminal:
+            self.summary(job)
+
+    def summary(self, job) -> None:
+        from training.services import monitoring
+
+        write = self.stdout.write
+        write(f"Job '{job.name}' is {job.get_status_display().lower()}.")
+        if job.error_message:
+            write(f"  Error ({job.error_type}): {job.error_message}")
+        if job.error_suggested_fix:
+            write(f"  Suggested fix: {job.error_suggested_fix}")
+        advice = monitoring.recommend_job(job.pk)
+        write(f"  Recommendation: {advice.action.replace('_', ' ')} — {advice.reason}")
+        if job.status == "completed":
+            quality = job.quality or monitoring.quality_to_dict(monitoring.score_job(job))
+            write(f"  Quality score: {quality['score']}/100 (grade {quality['grade']})")
+            for suggestion in quality.get("suggestions", [])[:3]:
+                write(f"    [{suggestion['priority']}] {suggestion['text']}")
+        write(f"  Cost: ${job.actual_cost} (estimated ${job.cost_estimate if job.cost_estimate is not None else '—'})")
+
+
+def status_line(job) -> str:
+    """One line: the bar, step/total, losses, learning rate, throughput, ETA and cost."""
+    from training.models import MetricPoint
+
+    latest = (MetricPoint.objects.filter(job_id=job.pk).order_by("-step")
+              .values("step", "tokens_per_second", "eta_seconds").first())
+    status = job.get_status_display().lower()
+    if latest is None and job.current_step is None:
+        return f"No metrics yet — the job is {status}"
+    total, step = job.total_steps or 0, job.current_step or 0
+    fraction = min(1.0, step / total) if total else float(job.progress_percentage or 0) / 100
+    filled = int(round(fraction * BAR_WIDTH))
+    parts = [f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction * 100:5.1f}%", status,
+             f"step {step}/{total or '?'}"]
+    if job.latest_loss is not None:
+        parts.append(f"loss {job.latest_loss:.4f}")
+    if job.latest_eval_loss is not None:
+        parts.append(f"eval {job.latest_eval_loss:.4f}")
+    if job.latest_learning_rate is not None:
+        parts.append(f"lr {job.latest_learning_rate:.2e}")
+    if latest is not None and latest["tokens_per_second"] is not None:
+        parts.append(f"{latest['tokens_per_second']:.0f} tok/s")
+    eta = latest["eta_seconds"] if latest is not None else None
+    if eta is None and job.estimated_time_remaining_minutes is not None:
+        eta = job.estimated_time_remaining_minutes * 60
+    if eta is not None and not job.is_terminal:
+        parts.append(f"ETA {duration(eta)}")
+    parts.append(f"${job.actual_cost}")
+    return "  ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
