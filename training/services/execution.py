@@ -51,12 +51,27 @@ BILLING_CLOSE_WINDOW = timedelta(hours=6)
 # --- Worker configuration ---------------------------------------------------------------------
 
 
+def worker_is_remote(job: TrainingJob) -> bool:
+    """A worker that cannot see this machine's files: a pod, or any worker when storage is S3.
+
+    Remote workers get a signed dataset URL and the signed-URL store (no credentials)."""
+    return job.executor != "local" or settings.STORAGE_BACKEND != "filesystem"
+
+
 def dataset_location(job: TrainingJob) -> str:
-    file = job.training_file.file
-    try:
-        return file.path
-    except NotImplementedError:  # object storage: a signed URL the worker downloads
-        return file.url
+    if not worker_is_remote(job):
+        return job.training_file.file.path
+    from artifacts.storage import presigned_url
+
+    return presigned_url(job.training_file.file.name, "GET", expires=settings.WORKER_URL_TTL_SECONDS)
+
+
+def store_spec(job: TrainingJob) -> dict:
+    if not worker_is_remote(job):
+        return {"kind": "local", "root": str(job_store_root(job.pk))}
+    from artifacts.services import worker_store_spec
+
+    return worker_store_spec(job.pk)
 
 
 def build_worker_config(job: TrainingJob) -> dict:
@@ -66,10 +81,11 @@ def build_worker_config(job: TrainingJob) -> dict:
         "attempt": job.attempt,
         "base_model": job.configuration["base_model"],
         "dataset": dataset_location(job),
-        "output_dir": str(work_dir(job.pk, job.attempt) / "output"),
+        # A pod writes to its own disk; a local worker to the attempt's directory here.
+        "output_dir": "/workspace/worker-output" if job.executor != "local" else str(work_dir(job.pk, job.attempt) / "output"),
         **job.configuration.get("hyperparameters", {}),
         "device": settings.WORKER_DEVICE,
-        "store": {"kind": "local", "root": str(job_store_root(job.pk))},
+        "store": store_spec(job),
         "resume_from": "latest",
         "webhook_url": f"{settings.PUBLIC_BASE_URL}/api/training/webhook",
         "webhook_secret": job.secret,

@@ -40,7 +40,7 @@ USER_HYPERPARAMETERS = frozenset(
         "memory_limit_mb", "logging_steps",
     }
 )
-assert USER_HYPERPARAMETERS <= {f.name for f in dataclass_fields(WorkerConfig)}
+assert {f.name for f in dataclass_fields(WorkerConfig)} >= USER_HYPERPARAMETERS
 
 
 def resolve_configuration(
