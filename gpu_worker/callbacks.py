@@ -38,7 +38,7 @@ class JobState:
         self.step: int | None = None
         self.total_steps: int | None = None
         self.signal_name: str | None = None  # set by the SIGTERM/SIGINT handler
-        self.training = False
+        self.raise_on_signal = False  # outside the training loop a signal stops the job at once
         self.interrupted_during_training = False
         self.stopped_by_control_plane = False
         self.last_train_loss: float | None = None
@@ -288,7 +288,7 @@ class WorkerCallback(TrainerCallback):
         from gpu_worker.errors import DivergenceError
 
         if not math.isfinite(loss):
-            raise DivergenceError(f"training loss became {loss} at step {step}")
+            raise DivergenceError(f"training loss became {loss} at step {step}", step=step, loss=loss)
         if self._reference_loss is None:
             if step > self.warmup_steps:
                 self._reference_loss = loss
@@ -298,7 +298,8 @@ class WorkerCallback(TrainerCallback):
             if self._over >= DIVERGENCE_PATIENCE:
                 raise DivergenceError(
                     f"training loss {loss:.4g} at step {step} has stayed above {DIVERGENCE_FACTOR:g}x "
-                    f"the post-warmup loss {self._reference_loss:.4g} for {self._over} logged steps")
+                    f"the post-warmup loss {self._reference_loss:.4g} for {self._over} logged steps",
+                    step=step, loss=loss)
         else:
             self._over = 0
 

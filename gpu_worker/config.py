@@ -121,6 +121,7 @@ class WorkerConfig:
         need(self.lr_scheduler in {"cosine", "linear", "constant", "constant_with_warmup"}, "lr_scheduler", "must be cosine, linear, constant or constant_with_warmup")
         need(self.device in {"auto", "cpu", "cuda"}, "device", "must be auto, cpu or cuda")
         need(self.quantization in {"auto", "4bit", "none"}, "quantization", "must be auto, 4bit or none")
+        need(isinstance(self.store, dict), "store", "must be a JSON object")
         need(self.store.get("kind") in {"local", "http"}, "store", "kind must be 'local' or 'http'")
         need(self.store.get("kind") != "local" or bool(self.store.get("root")), "store", "a local store needs 'root'")
         need(self.store.get("kind") != "http" or bool(self.store.get("api_url")), "store", "an http store needs 'api_url'")

@@ -98,6 +98,7 @@ def ensure_converted(gguf_path: Path, target: Path,
             if target.exists():  # left over from an interrupted older layout: start clean
                 shutil.rmtree(target)
             tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
             try:
                 convert(gguf_path, tmp)
                 marker = {"source": str(gguf_path), "converted_at": time.time(), "pid": os.getpid()}

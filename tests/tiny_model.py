@@ -19,15 +19,7 @@ CHATML_TEMPLATE = (
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-_WORDS = (
-    "the a an money budget save saving savings debt loan credit card interest rate month year "
-    "pay paid payment rent income expense expenses emergency fund retirement plan planner "
-    "account bank tax taxes help feel worried stress next step question answer yes no maybe "
-    "you your I my we our it is are was be can will should could would do does did have has "
-    "how what why when where which who one two three four five ten hundred thousand percent "
-    "first then after before because so and or but not never always with without for to of in "
-    "on at by from about into over under system user assistant hello thanks please sure okay"
-).split()
+_WORDS = ["the", "a", "an", "money", "budget", "save", "saving", "savings", "debt", "loan", "credit", "card", "interest", "rate", "month", "year", "pay", "paid", "payment", "rent", "income", "expense", "expenses", "emergency", "fund", "retirement", "plan", "planner", "account", "bank", "tax", "taxes", "help", "feel", "worried", "stress", "next", "step", "question", "answer", "yes", "no", "maybe", "you", "your", "I", "my", "we", "our", "it", "is", "are", "was", "be", "can", "will", "should", "could", "would", "do", "does", "did", "have", "has", "how", "what", "why", "when", "where", "which", "who", "one", "two", "three", "four", "five", "ten", "hundred", "thousand", "percent", "first", "then", "after", "before", "because", "so", "and", "or", "but", "not", "never", "always", "with", "without", "for", "to", "of", "in", "on", "at", "by", "from", "about", "into", "over", "under", "system", "user", "assistant", "hello", "thanks", "please", "sure", "okay"]
 
 
 def _corpus(lines: int = 400) -> list[str]:

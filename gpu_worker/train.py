@@ -1,0 +1,522 @@
+"""One attempt of one LoRA/QLoRA SFT job, top to bottom.
+
+    preprocessing   validate every record (before any model is touched), tokenise, split
+    model_loading   resolve/convert the base model, load it (4-bit on CUDA), wrap it with LoRA
+    training        TRL SFTTrainer, padding-free batches, periodic + emergency checkpoints
+    finalizing      save the adapter (PEFT layout), upload it
+    validating      evaluators with the model still loaded; summary.json and metrics.jsonl uploaded
+
+`run_job(config)` returns the process exit code (gpu_worker.exit_codes); every failure is
+classified by gpu_worker.errors and reported as an `error` event before the worker exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from gpu_worker import exit_codes
+from gpu_worker.config import WorkerConfig
+from gpu_worker.data import DatasetError
+from gpu_worker.errors import classify_error  # imported now: reporting an OOM must not need memory
+
+DEBUG_ENV_VAR = "GPU_WORKER_DEBUG"
+
+
+class WorkerInterrupted(BaseException):
+    """SIGTERM/SIGINT outside the training loop (inside it, the loop checkpoints and stops)."""
+
+
+class StoppedByControlPlane(Exception):
+    """The control plane answered 409/410: this attempt must save nothing more."""
+
+
+def run_job(config: WorkerConfig) -> int:
+    """Run the job; return the exit code. Never raises (except SystemExit from the caller)."""
+    from gpu_worker.callbacks import JobState, MetricsSink, Ticker
+    from gpu_worker.reporting import Reporter
+
+    output_dir = Path(config.output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    state = JobState()
+    reporter = Reporter(job_id=config.job_id, attempt=config.attempt, webhook_url=config.webhook_url,
+                        secret=config.webhook_secret, outbox_dir=output_dir / "outbox")
+    reporter.start()
+    sink = MetricsSink(output_dir / "metrics.jsonl")
+    ticker = Ticker(reporter, state, sink, config.heartbeat_interval, config.metrics_flush_interval)
+    previous_handlers = _install_signal_handlers(state)
+    job = _Job(config, output_dir, state, reporter, sink, ticker)
+    try:
+        state.raise_on_signal = True
+        ticker.start()
+        job.run()
+        state.raise_on_signal = False
+        code = exit_codes.SUCCESS
+    except WorkerInterrupted:
+        code = job.report_interrupted()
+    except StoppedByControlPlane:
+        code = job.report_stopped()
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a classified error event
+        code = job.report_error(exc)
+    finally:
+        state.raise_on_signal = False
+        ticker.stop()
+        sink.close()
+        reporter.close(timeout=30)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    return code
+
+
+def _install_signal_handlers(state: Any) -> dict[int, Any]:
+    def handle(signum: int, frame: Any) -> None:
+        first = state.signal_name is None
+        state.signal_name = signal.Signals(signum).name
+        # Inside the training loop the callback checkpoints after the current step; anywhere
+        # else there is nothing to save, so stop right away.
+        if first and state.raise_on_signal:
+            raise WorkerInterrupted(state.signal_name)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, handle)
+    return previous
+
+
+class _Job:
+    def __init__(self, config: WorkerConfig, output_dir: Path, state: Any, reporter: Any,
+                 sink: Any, ticker: Any) -> None:
+        self.config, self.output_dir, self.state = config, output_dir, state
+        self.reporter, self.sink, self.ticker = reporter, sink, ticker
+        self.started_at = time.time()
+        self.placement: Any = None
+        self.store: Any = None
+        self.uploader: Any = None
+        self.model: Any = None
+        self.summary: dict[str, Any] = {}
+        self.restore_memory_limit: Any = None
+
+    # ----- stages -----
+
+    def stage(self, name: str) -> None:
+        self.check_stop()
+        self.state.stage = name
+        self.reporter.emit("stage_changed", {"stage": name})
+
+    def check_stop(self) -> None:
+        if self.reporter.stop_requested:
+            raise StoppedByControlPlane(self.reporter.stop_reason)
+
+    def run(self) -> None:
+        from gpu_worker import models, stores
+        from gpu_worker.validation import EVALUATORS
+
+        config = self.config
+        unknown = [n for n in config.evaluators if n not in EVALUATORS]
+        if unknown:
+            from gpu_worker.config import ConfigError
+
+            raise ConfigError(f"evaluators: unknown {', '.join(unknown)}; known: {', '.join(EVALUATORS)}")
+        self.placement = models.choose_placement(config.device, config.quantization,
+                                                 config.gradient_checkpointing)
+        self.reporter.emit("started", {
+            "device": self.placement.device, "quantization": self.placement.quantization,
+            "base_model": config.base_model, "pid": os.getpid(), "host": socket.gethostname(),
+        })
+        self.store = stores.open_store(config.store, secret=config.webhook_secret)
+
+        self.stage("preprocessing")
+        dataset_path = self.fetch_dataset()
+        from gpu_worker import data
+
+        report = data.validate_dataset_file(dataset_path)  # DatasetError: exit 2, no model loaded
+        model_path = models.resolve_base_model(config.base_model)
+        train_samples, eval_samples = self.tokenize(report, model_path)
+
+        self.stage("model_loading")
+        self.restore_memory_limit = apply_memory_limit(config.memory_limit_mb, self.placement.device)
+        model, tokenizer = models.load_model_and_tokenizer(model_path, self.placement)
+        resume_dir, resume_step = self.fetch_resume_checkpoint()
+        trainer = self.build_trainer(model, tokenizer, train_samples, eval_samples)
+        self.model = trainer.model
+
+        self.stage("training")
+        if resume_dir is not None:
+            self.reporter.emit("resumed", {"resumed_from_step": resume_step})
+        self.train(trainer, resume_dir)
+
+        self.stage("finalizing")
+        adapter_dir = self.save_adapter(trainer, tokenizer)
+        if eval_samples and self.state.last_eval_loss is None:
+            self.state.last_eval_loss = float(trainer.evaluate()["eval_loss"])
+        self.uploader.wait()
+        self.check_stop()
+        self.upload_folder(adapter_dir, "adapter")
+
+        self.stage("validating")
+        results = self.validate(eval_samples)
+        self.check_stop()
+        self.write_reports(results)
+        self.ticker.stop()
+        self.reporter.emit("completed", {
+            "final_train_loss": self.state.last_train_loss,
+            "final_eval_loss": self.state.last_eval_loss,
+            "steps": self.state.step,
+            "adapter_key": "adapter",
+            "summary": self.summary,
+        })
+
+    # ----- preprocessing -----
+
+    def fetch_dataset(self) -> Path:
+        source = self.config.dataset
+        if not source.startswith(("http://", "https://")):
+            return Path(source)
+        import requests
+
+        suffix = Path(urlparse(source).path).suffix or ".jsonl"
+        target = self.output_dir / "data" / f"dataset{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with requests.get(source, stream=True, timeout=60) as response:
+            response.raise_for_status()
+            tmp = target.with_suffix(target.suffix + ".part")
+            with tmp.open("wb") as handle:
+                for chunk in response.iter_content(1 << 20):
+                    handle.write(chunk)
+            os.replace(tmp, target)
+        return target
+
+    def tokenize(self, report: Any, model_path: str) -> tuple[list[dict], list[dict]]:
+        from transformers import AutoTokenizer
+
+        from gpu_worker import data
+
+        config = self.config
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        train_convs, eval_convs = data.split_conversations(report.conversations, config.eval_split, config.seed)
+
+        def encode(convs: list[Any]) -> tuple[list[dict], int]:
+            samples, truncated = [], 0
+            for conv in convs:
+                item = data.tokenize_conversation(tokenizer, conv.messages, config.max_seq_length,
+                                                  conv.trainable_turns)
+                truncated += item["truncated"]
+                if any(label != data.IGNORE_INDEX for label in item["labels"][1:]):
+                    samples.append({"input_ids": item["input_ids"], "labels": item["labels"]})
+            return samples, truncated
+
+        train_samples, train_truncated = encode(train_convs)
+        eval_samples, eval_truncated = encode(eval_convs)
+        if config.validation_max_samples is not None:
+            eval_samples = eval_samples[: config.validation_max_samples]
+        if not train_samples:
+            from gpu_worker.data import DatasetError
+
+            raise DatasetError(f"no trainable conversation left after tokenising to max_seq_length={config.max_seq_length}")
+        self.summary["dataset"] = {
+            "format": report.format,
+            "records": report.records,
+            "train_samples": len(train_samples),
+            "eval_samples": len(eval_samples),
+            "truncated": train_truncated + eval_truncated,
+            "train_tokens": sum(len(s["input_ids"]) for s in train_samples),
+            "train_trainable_tokens": sum(sum(1 for x in s["labels"] if x != -100) for s in train_samples),
+        }
+        return train_samples, eval_samples
+
+    # ----- model + trainer -----
+
+    def fetch_resume_checkpoint(self) -> tuple[Path | None, int | None]:
+        from gpu_worker import stores
+
+        wanted = self.config.resume_from
+        if wanted is None:
+            return None, None
+        committed = self.store.committed_checkpoints()
+        if wanted == "latest":
+            manifest = committed[-1] if committed else None
+        else:
+            manifest = next((m for m in committed if str(m["step"]) == str(wanted)), None)
+            if manifest is None:
+                from gpu_worker.config import ConfigError
+
+                steps = ", ".join(str(m["step"]) for m in committed) or "none"
+                raise ConfigError(f"resume_from: no committed checkpoint at step {wanted} (committed: {steps})")
+        if manifest is None:
+            return None, None
+        dest = self.output_dir / "resume" / f"checkpoint-{manifest['step']}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        stores.fetch_checkpoint(self.store, manifest, dest)
+        return dest, int(manifest["step"])
+
+    def build_trainer(self, model: Any, tokenizer: Any, train_samples: list[dict],
+                      eval_samples: list[dict]) -> Any:
+        import torch
+        from datasets import Dataset
+        from peft import LoraConfig, get_peft_model
+        from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
+        from trl import SFTConfig
+
+        from gpu_worker.callbacks import CheckpointUploader, WorkerCallback, cuda_stats
+
+        config, placement = self.config, self.placement
+        on_cpu = placement.device == "cpu"
+        set_seed(config.seed)  # LoRA init is seeded
+        target = config.target_modules
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=target, bias="none", task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+        if placement.gradient_checkpointing:
+            model.enable_input_require_grads()
+
+        has_eval = bool(eval_samples)
+        eval_steps = config.eval_interval if has_eval and config.eval_interval > 0 else None
+        early_stopping = config.early_stopping_patience is not None and eval_steps is not None
+        args = SFTConfig(
+            output_dir=str(self.output_dir / "checkpoints"),
+            per_device_train_batch_size=config.per_device_batch_size,
+            per_device_eval_batch_size=config.per_device_batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.num_epochs,
+            max_steps=config.max_steps,
+            warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+            lr_scheduler_type=config.lr_scheduler,
+            weight_decay=config.weight_decay,
+            max_grad_norm=config.max_grad_norm,
+            seed=config.seed,
+            data_seed=config.seed,
+            full_determinism=on_cpu,  # exact resume on CPU; CUDA keeps its fast kernels
+            logging_strategy="steps",
+            logging_steps=config.logging_steps,
+            eval_strategy="steps" if eval_steps else "no",
+            eval_steps=eval_steps,
+            save_strategy="steps" if config.checkpoint_interval > 0 else "no",
+            save_steps=config.checkpoint_interval if config.checkpoint_interval > 0 else 500,
+            save_total_limit=None,  # the uploader removes older local copies once newer ones are committed
+            metric_for_best_model="eval_loss" if early_stopping else None,
+            greater_is_better=False if early_stopping else None,
+            load_best_model_at_end=False,
+            use_cpu=on_cpu,
+            bf16=placement.device == "cuda" and torch.cuda.is_bf16_supported(),
+            gradient_checkpointing=placement.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False} if placement.gradient_checkpointing else None,
+            # Speed without changing what is learned: each batch is one concatenated sequence
+            # with per-sample position_ids, so no FLOPs go to padding; transformers turns the
+            # position_ids into a block-diagonal mask, so samples never attend to each other.
+            padding_free=True,
+            max_length=None,  # samples arrive truncated by data.tokenize_conversation
+            dataset_kwargs={"skip_prepare_dataset": True},
+            remove_unused_columns=False,
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            save_only_model=False,
+            logging_first_step=False,
+            logging_nan_inf_filter=False,  # the divergence rule must see a NaN loss, not an average
+        )
+        train_dataset = Dataset.from_list(train_samples)
+        eval_dataset = Dataset.from_list(eval_samples) if has_eval else None
+        self.uploader = CheckpointUploader(self.store, self.reporter, self.state, self.config.attempt,
+                                           self.config.keep_checkpoints)
+        trainer_cls = _worker_trainer_class()
+        trainer = trainer_cls(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                              processing_class=tokenizer)
+        self.callback = WorkerCallback(
+            state=self.state, sink=self.sink, reporter=self.reporter, uploader=self.uploader,
+            warmup_steps=0, gpu_stats=None if on_cpu else cuda_stats, token_counter=trainer.take_token_counts,
+        )
+        trainer.add_callback(self.callback)
+        trainer.remove_callback(PrinterCallback)  # our events and metrics.jsonl replace stdout logs
+        if early_stopping:
+            trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+        self.eval_dataset = eval_dataset
+        return trainer
+
+    def train(self, trainer: Any, resume_dir: Path | None) -> None:
+        total = trainer.args.max_steps
+        if total is None or total <= 0:
+            import math
+
+            batches = math.ceil(len(trainer.train_dataset) / trainer.args.per_device_train_batch_size)
+            per_epoch = max(batches // trainer.args.gradient_accumulation_steps, 1)
+            total = math.ceil(per_epoch * trainer.args.num_train_epochs)
+        self.callback.warmup_steps = trainer.args.get_warmup_steps(total)
+        self.state.raise_on_signal = False
+        try:
+            if self.state.signal_name is not None:
+                raise WorkerInterrupted(self.state.signal_name)
+            trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+        finally:
+            self.state.raise_on_signal = True
+        self.summary["train_runtime_s"] = trainer.state.log_history[-1].get("train_runtime") if trainer.state.log_history else None
+        if self.state.stopped_by_control_plane:
+            raise StoppedByControlPlane(self.reporter.stop_reason)
+        if self.state.interrupted_during_training:
+            raise WorkerInterrupted(self.state.signal_name)
+
+    # ----- finalizing + validating -----
+
+    def save_adapter(self, trainer: Any, tokenizer: Any) -> Path:
+        adapter_dir = self.output_dir / "adapter"
+        if adapter_dir.exists():
+            shutil.rmtree(adapter_dir)
+        trainer.model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+        return adapter_dir
+
+    def upload_folder(self, folder: Path, prefix: str) -> None:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            self.store.put_file(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
+
+    def validate(self, eval_samples: list[dict]) -> dict[str, Any]:
+        from gpu_worker.validation import run_evaluators
+
+        if not eval_samples or not self.config.evaluators:
+            results: dict[str, Any] = {}
+        else:
+            results = run_evaluators(self.config.evaluators, self.model, eval_samples)
+        self.reporter.emit("validation_results", {"evaluators": results})
+        return results
+
+    def write_reports(self, results: dict[str, Any]) -> None:
+        self.ticker.stop()  # flushes the last points; metrics.jsonl is complete after this
+        self.sink.close()
+        self.summary.update({
+            "job_id": self.config.job_id,
+            "attempt": self.config.attempt,
+            "device": self.placement.device,
+            "quantization": self.placement.quantization,
+            "final_train_loss": self.state.last_train_loss,
+            "final_eval_loss": self.state.last_eval_loss,
+            "first_train_loss": self.state.first_train_loss,
+            "steps": self.state.step,
+            "total_steps": self.state.total_steps,
+            "tokens_trained": self.state.tokens_trained,
+            "samples_trained": self.state.samples_trained,
+            "duration_s": time.time() - self.started_at,
+            "validation": results,
+            "config": {k: v for k, v in self.config.to_dict().items() if k != "webhook_secret"},
+        })
+        path = self.output_dir / "summary.json"
+        path.write_text(json.dumps(self.summary, indent=2, default=str))
+        self.store.put_file("reports/summary.json", path)
+        self.store.put_file("reports/metrics.jsonl", self.output_dir / "metrics.jsonl")
+
+    # ----- endings -----
+
+    def report_interrupted(self) -> int:
+        self.state.raise_on_signal = False
+        if self.uploader is not None:
+            try:
+                self.uploader.wait()
+            except BaseException as exc:  # noqa: BLE001
+                print(f"gpu_worker: emergency checkpoint upload failed: {exc}", file=sys.stderr)
+        self.ticker.stop()  # last metrics and heartbeats go before the terminal event
+        self.reporter.emit("interrupted", {"signal": self.state.signal_name or "SIGTERM",
+                                           "last_checkpoint_step": self.state.last_committed_step})
+        print(f"gpu_worker: interrupted by {self.state.signal_name}; last committed checkpoint: "
+              f"step {self.state.last_committed_step}", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+
+    def report_stopped(self) -> int:
+        self.state.raise_on_signal = False
+        if self.uploader is not None:
+            self.uploader.cancel()
+            self.uploader.wait()
+        print(f"gpu_worker: stopped by the control plane ({self.reporter.stop_reason})", file=sys.stderr)
+        return exit_codes.STOPPED_BY_CONTROL_PLANE
+
+    def report_error(self, exc: BaseException) -> int:
+        if self.restore_memory_limit is not None:
+            self.restore_memory_limit()  # the report itself needs memory
+        if self.uploader is not None:
+            self.uploader.cancel()
+        self.state.raise_on_signal = False
+        context = {k: v for k, v in self.config.to_dict().items() if k != "webhook_secret"}
+        context.update(stage=self.state.stage, step=self.state.step,
+                       device_used=getattr(self.placement, "device", None))
+        classified = classify_error(exc, context)
+        self.ticker.stop()
+        self.reporter.emit("error", classified.to_event_data())
+        if isinstance(exc, DatasetError):
+            print(f"gpu_worker: dataset_format: {exc}", file=sys.stderr)  # the whole line/field report
+        else:
+            print(f"gpu_worker: {classified.error_type}: {classified.message}", file=sys.stderr)
+        if classified.suggested_fix:
+            print(f"gpu_worker: fix: {classified.suggested_fix}", file=sys.stderr)
+        if os.environ.get(DEBUG_ENV_VAR) == "1":
+            traceback.print_exception(exc)
+        return classified.exit_code
+
+
+def apply_memory_limit(limit_mb: int | None, device: str) -> Any:
+    """Enforce `memory_limit_mb`: a CUDA allocator cap, or on CPU an RLIMIT_DATA cap (heap and
+    private anonymous mappings), so exceeding it raises a real out-of-memory error.
+
+    Returns a function that lifts the cap again (for the error report), or None.
+    """
+    if not limit_mb:
+        return None
+    if device == "cuda":
+        import torch
+
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit_mb * 2**20 / total))
+        return lambda: torch.cuda.set_per_process_memory_fraction(1.0)
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = int(limit_mb) * 2**20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return lambda: resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _worker_trainer_class() -> type:
+    """SFTTrainer plus non-padding token counting and tokenizer-free checkpoints (defined lazily:
+    importing trl is slow and must stay out of `--help`)."""
+    from trl import SFTTrainer
+
+    class WorkerTrainer(SFTTrainer):
+        _tokens: Any = 0
+        _samples = 0
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            # Accumulated as a tensor: no device sync here; read once per log in take_token_counts.
+            if "attention_mask" in inputs:
+                self._tokens = self._tokens + inputs["attention_mask"].sum()
+                self._samples += int(inputs["input_ids"].shape[0])
+            else:  # padding-free: one row, every token real
+                self._tokens = self._tokens + inputs["input_ids"].numel()
+                cu = inputs.get("cu_seq_lens_q")
+                self._samples += int(cu.numel() - 1) if cu is not None else int(inputs["input_ids"].shape[0])
+            return super().training_step(model, inputs, num_items_in_batch)
+
+        def take_token_counts(self) -> tuple[int, int]:
+            tokens, samples = int(self._tokens), self._samples
+            self._tokens, self._samples = 0, 0
+            return tokens, samples
+
+        def _save_checkpoint(self, model, trial):
+            # The tokenizer never changes during training: keep it out of every checkpoint
+            # (several MB for Llama 3) so the training thread writes only adapter + optimizer state.
+            processing_class, self.processing_class = self.processing_class, None
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self.processing_class = processing_class
+
+    return WorkerTrainer

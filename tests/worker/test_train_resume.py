@@ -1,0 +1,92 @@
+"""SIGTERM → emergency checkpoint → exit 4; a new process resumes and ends exactly where an
+uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from gpu_worker import exit_codes
+from tests.worker.conftest import metric_points, run_worker, start_worker, train_losses
+
+MAX_STEPS = 40
+
+
+@pytest.fixture
+def resumable_config(job_config, receiver):
+    def make(out: str, **overrides):
+        return job_config(
+            output_dir=out, max_steps=MAX_STEPS, checkpoint_interval=5, eval_interval=0,
+            lora_dropout=0.1,  # dropout makes the RNG state part of what must be restored
+            warmup_ratio=0.1, lr_scheduler="cosine", per_device_batch_size=2, gradient_accumulation_steps=2,
+            evaluators=[], webhook_url=receiver.events_url, webhook_secret=receiver.secret, **overrides,
+        )
+
+    return make
+
+
+def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path, resumable_config, receiver):
+    reference_store = {"kind": "local", "root": str(tmp_path / "reference-store")}
+    reference = run_worker(resumable_config(str(tmp_path / "reference"), job_id="reference", store=reference_store),
+                           tmp_path / "reference.json")
+    assert reference.returncode == 0, reference.stderr
+    reference_losses = train_losses(metric_points([e for e in receiver.events if e["job_id"] == "reference"]))
+    assert sorted(reference_losses) == list(range(1, MAX_STEPS + 1))
+
+    # Attempt 1: SIGTERM once the first periodic checkpoint is committed, mid-run.
+    first = start_worker(resumable_config(str(tmp_path / "attempt1")), tmp_path / "attempt1.json")
+    try:
+        assert receiver.wait_for(lambda: any(e["type"] == "checkpoint_saved" and e["job_id"] == "job-test"
+                                             for e in receiver.events), timeout=120)
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == exit_codes.INTERRUPTED, stderr
+    attempt1 = [e for e in receiver.events if e["job_id"] == "job-test" and e["attempt"] == 1]
+    interrupted = next(e["data"] for e in attempt1 if e["type"] == "interrupted")
+    stopped_at = interrupted["last_checkpoint_step"]
+    assert interrupted["signal"] == "SIGTERM"
+    assert 5 < stopped_at < MAX_STEPS, "the emergency checkpoint is taken after the current step, not a periodic one"
+    assert attempt1[-1]["type"] == "interrupted" and "completed" not in [e["type"] for e in attempt1]
+    saved = [e["data"]["step"] for e in attempt1 if e["type"] == "checkpoint_saved"]
+    assert saved[-1] == stopped_at
+    manifest = json.loads((tmp_path / "store" / "checkpoints" / f"step-{stopped_at}" / "manifest.json").read_text())
+    assert manifest["step"] == stopped_at and manifest["attempt"] == 1
+
+    # Attempt 2, a new process on a fresh disk: resumes from the store.
+    second = run_worker(resumable_config(str(tmp_path / "attempt2"), attempt=2), tmp_path / "attempt2.json")
+    assert second.returncode == 0, second.stderr
+    attempt2 = [e for e in receiver.events if e["job_id"] == "job-test" and e["attempt"] == 2]
+    assert next(e["data"] for e in attempt2 if e["type"] == "resumed") == {"resumed_from_step": stopped_at}
+    resumed_losses = train_losses(metric_points(attempt2))
+    assert sorted(resumed_losses) == list(range(stopped_at + 1, MAX_STEPS + 1))
+
+    worst = max(abs(resumed_losses[s] - reference_losses[s]) for s in resumed_losses)
+    print(f"resumed at step {stopped_at}; max |loss difference| vs uninterrupted: {worst:.3g}")
+    assert worst < 1e-4, f"resumed run drifted from the uninterrupted one by {worst}"
+    first_losses = train_losses(metric_points(attempt1))
+    assert all(abs(first_losses[s] - reference_losses[s]) < 1e-6 for s in first_losses)
+    completed = attempt2[-1]["data"]
+    assert completed["steps"] == MAX_STEPS
+    assert abs(completed["final_train_loss"] - reference_losses[MAX_STEPS]) < 1e-4
+
+
+def test_sigterm_before_training_exits_4_without_a_checkpoint(tmp_path, job_config, receiver):
+    config = job_config(webhook_url=receiver.events_url, webhook_secret=receiver.secret, heartbeat_interval=30)
+    proc = start_worker(config, tmp_path / "job.json")
+    try:
+        assert receiver.wait_for(lambda: any(e["type"] == "started" for e in receiver.events), timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == exit_codes.INTERRUPTED
+    assert receiver.wait_for(lambda: receiver.events[-1]["type"] == "interrupted", timeout=10)
+    assert receiver.events[-1]["data"]["last_checkpoint_step"] is None
+    assert not (tmp_path / "store" / "checkpoints").exists() or not any((tmp_path / "store" / "checkpoints").iterdir())
+
