@@ -380,3 +380,19 @@ def test_polling_a_finished_job_closes_its_bill(make_job):
     assert job.billable_seconds == 1800
     assert job.actual_cost == Decimal("1.00")
     assert job.executor_ref["billing_closed"] is True
+
+
+def test_an_exited_pod_with_no_exit_code_defers_to_the_workers_final_report(make_job):
+    # RunPod reports EXITED without an exit code: the worker's own report decides.
+    from training.executors import PodState
+
+    job = make_job()
+    TrainingJob.objects.filter(pk=job.pk).update(attempt=1, status=Status.TRAINING)
+    job.refresh_from_db()
+    now = timezone.now()
+    exited = PodState("exited", exit_code=None, detail="EXITED")
+    assert execution.interruption_reason(job, exited, now=now, ended_at=now) == ""  # in flight
+    late = now + timedelta(seconds=execution.COMPLETION_GRACE_SECONDS + 1)
+    assert "without a final report" in execution.interruption_reason(job, exited, now=late, ended_at=now)
+    JobEvent.objects.create(job=job, event_type=JobEvent.Type.COMPLETED, attempt=1)
+    assert execution.interruption_reason(job, exited, now=late, ended_at=now) == ""

@@ -219,16 +219,23 @@ def interruption_reason(job: TrainingJob, state: PodState, *, now: datetime, end
     if state.state != "exited":
         return ""  # unknown: we could not ask, which proves nothing
     code = state.exit_code
-    if code is None or code < 0:
+    if code is not None and code < 0:
         return f"worker killed ({state.detail})"
     if code == 4:
         return "worker interrupted (exit code 4)"
     if code == 5:
         return "worker stopped by the control plane (exit code 5) while the attempt was current"
-    if _has_worker_event(job, JobEvent.Type.COMPLETED if code == 0 else JobEvent.Type.ERROR):
+    # RunPod does not report a container's exit code (None): the worker's own terminal report,
+    # if any, says how it ended.
+    terminal_reports = {
+        None: (JobEvent.Type.COMPLETED, JobEvent.Type.ERROR), 0: (JobEvent.Type.COMPLETED,),
+    }.get(code, (JobEvent.Type.ERROR,))
+    if _has_worker_event(job, *terminal_reports):
         return ""  # Ingestion owns the terminal report; it moves the job.
     if ended_at is not None and now - ended_at < timedelta(seconds=COMPLETION_GRACE_SECONDS):
         return ""  # The worker's last report may still be in flight.
+    if code is None:
+        return f"worker exited without a final report ({state.detail or 'exit code unknown'})"
     if code == 2:
         return "user_error"  # Retrying a configuration or data error cannot help.
     if code == 0:
@@ -236,8 +243,8 @@ def interruption_reason(job: TrainingJob, state: PodState, *, now: datetime, end
     return f"worker exited with code {code} without an error report"
 
 
-def _has_worker_event(job: TrainingJob, event_type: str) -> bool:
-    return job.events.filter(event_type=event_type, attempt=job.attempt).exists()
+def _has_worker_event(job: TrainingJob, *event_types: str) -> bool:
+    return job.events.filter(event_type__in=event_types, attempt=job.attempt).exists()
 
 
 def _relaunch_if_stuck(job: TrainingJob, now: datetime) -> None:
