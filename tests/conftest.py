@@ -37,6 +37,18 @@ def pytest_configure(config) -> None:
             raise pytest.UsageError("CI=true requires REDIS_URL")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true nothing may skip: a test that would skip (a missing service, package or
+    browser) fails instead, whatever helper decided to skip it."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped under CI=true, where skipping is not allowed: {reason}"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items) -> None:
     """Run serialized-rollback transactional tests before the other transactional ones.

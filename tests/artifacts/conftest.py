@@ -66,14 +66,26 @@ def s3_storages(endpoint: str, bucket: str) -> dict:
     }
 
 
+def use_s3(request, settings) -> None:
+    endpoint = request.getfixturevalue("moto_endpoint")
+    bucket = f"artifacts-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    settings.STORAGES = s3_storages(endpoint, bucket)
+
+
+@pytest.fixture
+def s3(request, settings, tmp_path) -> str:
+    """S3 (moto's standalone server over HTTP) only, for behaviour that exists only there."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    use_s3(request, settings)
+    return "s3"
+
+
 @pytest.fixture(params=["filesystem", "s3"])
 def backend(request, settings, tmp_path) -> str:
     settings.MEDIA_ROOT = tmp_path / "media"
     if request.param == "s3":
-        endpoint = request.getfixturevalue("moto_endpoint")
-        bucket = f"artifacts-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-        settings.STORAGES = s3_storages(endpoint, bucket)
+        use_s3(request, settings)
     else:
         settings.STORAGES = {
             "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

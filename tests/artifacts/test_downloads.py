@@ -210,11 +210,9 @@ def test_redirect_mode_sends_the_browser_to_the_link(filesystem, completed_job, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_on_s3_the_link_redirects_to_a_presigned_url(backend, make_job, owner, live_server):
+def test_on_s3_the_link_redirects_to_a_presigned_url(s3, make_job, owner, live_server):
     from .conftest import upload_outputs
 
-    if backend != "s3":
-        pytest.skip("S3 only")
     job = make_job(owner, status=Status.COMPLETED)
     upload_outputs(job)
     url = link_for(owner, job).replace("http://testserver", live_server.url)

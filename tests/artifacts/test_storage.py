@@ -88,9 +88,7 @@ def test_filesystem_blob_put_is_limited_in_size(filesystem, live_server, setting
     assert requests.put(put, data=b"x" * 100, timeout=10).status_code == 201
 
 
-def test_big_uploads_to_s3_go_multipart(backend, monkeypatch):
-    if backend != "s3":
-        pytest.skip("multipart is an S3 matter")
+def test_big_uploads_to_s3_go_multipart(s3, monkeypatch):
     monkeypatch.setattr(storage, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
     payload = os.urandom(11 * 1024 * 1024)
     key = storage.job_key("j", "exports/deployment-package.zip")
