@@ -116,6 +116,7 @@ def make_job(make_file):
         preset_row = HyperparameterPreset.objects.get(slug=preset) if preset else None
         base_model = BaseModel.objects.get(is_embedded=True)
         configuration = resolve_configuration(base_model=base_model, preset=preset_row)
+        configuration["hyperparameters"]["checkpoint_interval"] = 100  # as create_job freezes it
         job = TrainingJob.objects.create(
             training_file=training_file or make_file(user),
             base_model=base_model,

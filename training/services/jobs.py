@@ -6,6 +6,7 @@ transaction.on_commit so a task never runs against a row its transaction has not
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
@@ -73,7 +74,6 @@ def resolve_configuration(
                     raise ValidationError(
                         {k: f"'{k}' is not a setting you can change. Settable: {', '.join(sorted(USER_HYPERPARAMETERS | set(JOB_OPTIONS)))}."}
                     )
-    hyper.setdefault("checkpoint_interval", settings.CHECKPOINT_INTERVAL_STEPS)
     try:
         WorkerConfig.from_dict({"job_id": "validation", "dataset": "validation", **hyper})
     except (ConfigError, TypeError) as exc:
@@ -97,6 +97,14 @@ def resolve_configuration(
         "gpu_type": gpu_type,
         "gpu_pricing_tier": tier,
     }
+
+
+def default_checkpoint_interval(total_steps: int, every: int | None = None) -> int:
+    """Every `every` steps (CHECKPOINT_INTERVAL_STEPS, 100), but at least ~10 checkpoints per job:
+    a short job checkpointing every 100 steps would never checkpoint and lose everything when
+    interrupted."""
+    every = settings.CHECKPOINT_INTERVAL_STEPS if every is None else every
+    return max(1, min(every, math.ceil(total_steps / 10)))
 
 
 def create_job(
@@ -137,6 +145,9 @@ def create_job(
         gpu_type=configuration["gpu_type"],
         pricing_tier=configuration["gpu_pricing_tier"],
     )
+    hyper = configuration["hyperparameters"]
+    if "checkpoint_interval" not in hyper and parent is None:  # a retry keeps its parent's settings
+        hyper["checkpoint_interval"] = default_checkpoint_interval(estimate["total_steps"])
     with transaction.atomic():
         job = TrainingJob.objects.create(
             training_file=training_file,
