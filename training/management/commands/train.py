@@ -65,6 +65,9 @@ class Command(BaseCommand):
         # Tasks run eagerly on the in-memory broker here; kombu warns that "memory://" names no
         # host each time one is enqueued, which is noise on this command's output.
         logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+        # The worker closing a keep-alive connection logs "Broken pipe" through the embedded
+        # server; it is harmless and would break the progress line.
+        logging.getLogger("django.server").setLevel(logging.ERROR)
         call_command("migrate", verbosity=0, interactive=False)
         user = get_user_model().objects.get_or_create(username=CLI_USERNAME)[0]
         overrides = self.parse_overrides(opts["set"], opts["max_steps"])
