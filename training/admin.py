@@ -28,6 +28,7 @@ from django.utils.html import format_html, format_html_join
 
 from gpu_worker.config import ConfigError, WorkerConfig
 
+from .dashboard import dashboard_urls
 from .forms import TrainingFileUploadForm, TrainingJobCreateForm
 from .lifecycle import IllegalTransition, Status
 from .models import (
@@ -410,7 +411,7 @@ class TrainingJobChangeForm(forms.ModelForm):
 class TrainingJobAdmin(admin.ModelAdmin):
     form = TrainingJobChangeForm
     list_display = ("name", "status_badge", "progress", "preset", "base_model", "cost", "duration", "created_by",
-                    "tag_list", "created_at")
+                    "tag_list", "created_at", "dashboard_link")
     list_filter = ("status", "preset", "created_at", "created_by", "tags", "gpu_pricing_tier", "executor", "base_model")
     search_fields = ("name", "notes", "tags__name", "client", "project")
     date_hierarchy = "created_at"
@@ -502,6 +503,10 @@ class TrainingJobAdmin(admin.ModelAdmin):
             return f"est. {estimated}"
         return f"{minutes_text(elapsed.total_seconds() / 60)} / {estimated}"
 
+    @admin.display(description="Dashboard")
+    def dashboard_link(self, obj: TrainingJob):
+        return format_html('<a href="{}">Dashboard</a>', reverse("admin:training_trainingjob_dashboard", args=[obj.pk]))
+
     @admin.display(description="Tags")
     def tag_list(self, obj: TrainingJob) -> str:
         return ", ".join(t.name for t in obj.tags.all()) or "—"
@@ -579,6 +584,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
         name = f"{self.opts.app_label}_{self.opts.model_name}_estimate"
         return [
             path("estimate/", self.admin_site.admin_view(self.estimate_view), name=name),
+            *dashboard_urls(self),
             *super().get_urls(),
         ]
 

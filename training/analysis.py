@@ -131,7 +131,9 @@ def _by_step(points: Iterable[Point]) -> dict[int, list[Point]]:
 def canonical(points: Iterable[Point]) -> list[Point]:
     """One point per step, in step order: duplicates and partial reports merged."""
     grouped = _by_step(points)
-    return [merge_reports(grouped[s]) for s in sorted(grouped)]
+    # A lone report is its own merge; skipping merge_reports for it makes a stored history
+    # (one MetricPoint per step) about ten times cheaper to canonicalise.
+    return [g[0] if len(g := grouped[s]) == 1 else merge_reports(g) for s in sorted(grouped)]
 
 
 def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -320,7 +322,8 @@ def find_divergence(points: Iterable[Point], factor: float = 3.0, window: int = 
         if not _finite(p.train_loss):
             continue
         history.append(p.train_loss)
-        recent, before = history[-DIVERGENCE_CONFIRM:], history[:-DIVERGENCE_CONFIRM][-window:]
+        # Slice the tail only: history[:-3] would copy the whole history at every point (quadratic).
+        recent, before = history[-DIVERGENCE_CONFIRM:], history[-(window + DIVERGENCE_CONFIRM):-DIVERGENCE_CONFIRM]
         if _grew(before, recent, factor):
             return Divergence(p.step, _growth_reason(before, recent, factor))
     if bad is not None:

@@ -255,6 +255,12 @@ class TrainingJob(models.Model):
     estimated_time_remaining_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
     results = models.JSONField(default=dict, blank=True, editable=False, help_text="validation_results and completed payloads.")
 
+    # Trend analysis (services/monitoring.py): the incremental analyser's state, the milestones
+    # reached (25/50/75/100) and the quality score computed when the job completes.
+    trend_state = models.JSONField(default=dict, blank=True, editable=False)
+    milestones = models.JSONField(default=list, blank=True, editable=False)
+    quality = models.JSONField(default=dict, blank=True, editable=False)
+
     # Errors and recovery.
     error_type = models.CharField(max_length=64, blank=True, editable=False)
     error_message = models.TextField(blank=True, editable=False)
@@ -388,6 +394,8 @@ class JobEvent(models.Model):
         LAUNCHED = "launched"
         POD_STATE = "pod_state"
         ACTION = "action"
+        ANOMALY = "anomaly"
+        MILESTONE = "milestone"
 
     class Severity(models.TextChoices):
         INFO = "info"

@@ -36,6 +36,7 @@ from gpu_worker import signing
 
 from ..lifecycle import TERMINAL, WORKER_STAGES, Status, transition
 from ..models import JobEvent, MetricPoint, TrainingJob
+from . import monitoring
 
 logger = logging.getLogger(__name__)
 
@@ -343,6 +344,13 @@ def apply_completed(job: TrainingJob, event: Envelope, now: datetime) -> str:
         updates["current_step"] = data["steps"]
     if transition(job.pk, Status.COMPLETED, attempt=event.attempt, actor="worker",
                   message="the worker completed training", updates=updates):
+        monitoring.finish_analysis(job.pk, now=now)
+        # The adapter and reports are in storage by now (the worker uploads before it reports
+        # completion); cataloguing them lists storage, so it runs as a task after commit.
+        from artifacts.tasks import register_job_artifacts
+
+        job_id = str(job.pk)
+        transaction.on_commit(lambda: register_job_artifacts.delay(job_id))
         return ""
     return f"a {job.status} job cannot complete"
 
@@ -401,6 +409,8 @@ def apply_metrics(job: TrainingJob, event: Envelope, now: datetime) -> str:
     MetricPoint.objects.bulk_update(to_update, [*MetricPoint.VALUE_FIELDS, "attempt", "reported_at"])
 
     _update_latest(job, event, now, incoming, total_steps)
+    monitoring.analyse_metrics(job.pk, [{"step": step, **values} for step, values in incoming.items()], now=now,
+                               job=job, total_steps=total_steps)
     return ""
 
 

@@ -1,0 +1,74 @@
+"""Trend analysis runs as metric batches are ingested: anomalies and milestones become events
+once each, however batches are resent or reordered; completion stores a quality score."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.models import JobEvent
+
+from .conftest import point
+
+pytestmark = pytest.mark.django_db
+
+FLAT = [1.00, 1.02, 0.99, 1.01, 1.00, 0.98, 1.01, 1.00, 0.99, 1.02]
+
+
+def spiky_points() -> list[dict]:
+    losses = [*FLAT, 9.0, *FLAT[:6]]  # step 11 spikes; six ordinary points settle it
+    return [point(step, train_loss=loss) for step, loss in enumerate(losses, start=1)]
+
+
+def events(job, event_type: str) -> list[JobEvent]:
+    return list(JobEvent.objects.filter(job=job, event_type=event_type).order_by("id"))
+
+
+def test_a_spike_in_a_batch_is_recorded_as_one_anomaly_event(worker, job):
+    assert worker.send("metrics", {"points": spiky_points()}).status == 200
+    spikes = [e for e in events(job, "anomaly") if e.payload["kind"] == "spike"]
+    assert len(spikes) == 1
+    assert spikes[0].severity == "warning"
+    assert spikes[0].payload["step"] == 11
+    assert set(spikes[0].payload) >= {"kind", "step", "message", "suggested_action"}
+    assert spikes[0].source == "analysis"
+
+
+def test_a_resent_batch_adds_no_second_anomaly(worker, job):
+    worker.send("metrics", {"points": spiky_points()})
+    assert worker.resend_last().body["duplicate"] is True
+    # The same points under a new webhook id (a worker that rebuilt its outbox) are new reports.
+    worker.send("metrics", {"points": spiky_points()})
+    assert len([e for e in events(job, "anomaly") if e.payload["kind"] == "spike"]) == 1
+
+
+def test_milestones_are_recorded_once_each_under_duplicates_and_reordering(worker, job):
+    batches = [[point(s, train_loss=1.0) for s in range(start, start + 25)] for start in (1, 26, 51, 76, 101, 126, 151, 176)]
+    for batch in [batches[2], batches[0], batches[2], batches[1], batches[5], batches[3], batches[7], batches[4],
+                  batches[6], batches[7]]:
+        assert worker.send("metrics", {"points": batch}).status == 200
+    milestones = events(job, "milestone")
+    assert sorted(e.payload["percent"] for e in milestones) == [25, 50, 75, 100]
+    job.refresh_from_db()
+    assert job.milestones == [25, 50, 75, 100]
+
+
+def test_milestones_follow_the_highest_step_only(worker, job):
+    worker.send("metrics", {"points": [point(120, train_loss=1.0)]})  # 60% of 200 at once
+    worker.send("metrics", {"points": [point(10, train_loss=1.0)]})
+    assert sorted(e.payload["percent"] for e in events(job, "milestone")) == [25, 50]
+
+
+def test_completion_settles_the_analysis_and_stores_a_quality_score(worker, job):
+    points = [point(s, train_loss=2.0 / (1 + s / 20), eval_loss=(2.1 / (1 + s / 20)) if s % 20 == 0 else None,
+                    tokens_per_second=1000.0) for s in range(1, 201)]
+    worker.send("metrics", {"points": points})
+    worker.send("completed", {"final_train_loss": points[-1]["train_loss"], "final_eval_loss": 0.19, "steps": 200,
+                              "summary": {"train_runtime_s": 100.0, "tokens_trained": 95_000}})
+    job.refresh_from_db()
+    assert job.status == "completed"
+    assert 0 <= job.quality["score"] <= 100
+    assert job.quality["grade"] in {"A", "B", "C", "D", "F"}
+    assert set(job.quality["components"]) == {"loss_reduction", "convergence", "stability", "overfitting_gap", "efficiency"}
+    # final=True analysed the last points, which were still waiting for later ones.
+    assert job.trend_state["pending"] == []
+    assert any(e.payload["kind"] == "new_best" and e.payload["step"] == 200 for e in events(job, "anomaly"))
