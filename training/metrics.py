@@ -56,3 +56,40 @@ def _extremes(bucket: Sequence[Mapping[str, Any]], key: str) -> list[Mapping[str
     lo = min(valued, key=lambda iv: iv[1])[0]
     hi = max(valued, key=lambda iv: iv[1])[0]
     return [bucket[i] for i in sorted({lo, hi})]
+
+
+# The same selection as downsample_min_max, computed by the database so that a job with 100,000
+# points does not ship them all to Python. Interior row i (0-based) lies in bucket
+# floor(((i + 1) * B - 1) / n), the largest b whose start floor(b * n / B) is <= i, which is
+# exactly the slicing above; within a bucket, ties go to the earliest step, like min() and max().
+_DOWNSAMPLE_SQL = """
+WITH ordered AS (
+    SELECT id, step, train_loss,
+           ROW_NUMBER() OVER (ORDER BY step) AS rn, COUNT(*) OVER () AS n
+    FROM training_metricpoint WHERE job_id = %(job)s
+), interior AS (
+    SELECT id, train_loss, rn, ((rn - 1) * %(buckets)s - 1) / (n - 2) AS bucket
+    FROM ordered WHERE rn > 1 AND rn < n
+), ranked AS (
+    SELECT id,
+           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY (train_loss IS NULL), train_loss ASC, rn) AS lo,
+           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY (train_loss IS NULL), train_loss DESC, rn) AS hi
+    FROM interior
+)
+SELECT id FROM ranked WHERE lo = 1 OR hi = 1
+UNION
+SELECT id FROM ordered WHERE rn = 1 OR rn = n
+"""
+
+
+def downsampled_point_ids(job_id: Any, max_points: int) -> list[int]:
+    """Ids of the MetricPoints downsample_min_max would keep for a job with more than
+    `max_points` points (the caller checks the count first)."""
+    from django.db import connection
+
+    if max_points < MIN_MAX_POINTS:
+        raise ValueError(f"max_points must be at least {MIN_MAX_POINTS}, got {max_points}")
+    job = job_id.hex if connection.vendor == "sqlite" and hasattr(job_id, "hex") else job_id
+    with connection.cursor() as cursor:
+        cursor.execute(_DOWNSAMPLE_SQL, {"job": job, "buckets": (max_points - 2) // 2})
+        return [row[0] for row in cursor.fetchall()]
