@@ -72,3 +72,29 @@ def test_completion_settles_the_analysis_and_stores_a_quality_score(worker, job)
     # final=True analysed the last points, which were still waiting for later ones.
     assert job.trend_state["pending"] == []
     assert any(e.payload["kind"] == "new_best" and e.payload["step"] == 200 for e in events(job, "anomaly"))
+
+
+def test_a_training_job_with_no_new_step_for_too_long_gets_one_stall_event(job):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from training import analysis
+    from training.lifecycle import Status
+    from training.models import JobEvent, TrainingJob
+    from training.services import monitoring
+
+    t0 = timezone.now() - timedelta(hours=1)
+    state, _ = analysis.update_trend_state(
+        analysis.TrendState(),
+        [analysis.Point(step=5, train_loss=1.0, eval_loss=None, learning_rate=None,
+                        tokens_per_second=None, at=t0.timestamp())],
+        total_steps=100,
+    )
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.TRAINING, trend_state=state.to_dict())
+
+    first = monitoring.check_stall(job.pk)
+    again = monitoring.check_stall(job.pk)
+
+    assert [a.kind for a in first] == ["stall"] and again == []
+    assert JobEvent.objects.filter(job=job, event_type=JobEvent.Type.ANOMALY, payload__kind="stall").count() == 1

@@ -37,6 +37,7 @@ from ..executors import ExecutorError, PodState, get_executor
 from ..executors.local import work_dir
 from ..lifecycle import ACTIVE, TERMINAL, Status, transition
 from ..models import JobEvent, TrainingJob
+from . import monitoring
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ def poll_job(job_id) -> PodState | None:
         _merge_ref(job, ref_changes)
     bill(job, until=ended_at or now)
 
+    if job.status == Status.TRAINING and state.state == "running":
+        monitoring.check_stall(job.pk, now=now)  # alive but not advancing: say so, once
     reason = interruption_reason(job, state, now=now, ended_at=ended_at)
     if reason == "user_error":
         fail_job(job.pk, job.attempt, "worker_exit",

@@ -23,9 +23,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from .. import analysis
+from ..lifecycle import Status
 from ..models import JobEvent, MetricPoint, TrainingJob
 
 logger = logging.getLogger(__name__)
@@ -65,9 +67,16 @@ def finish_analysis(job_id: Any, *, now: datetime | None = None) -> analysis.Qua
 
 
 def check_stall(job_id: Any, *, now: datetime | None = None) -> list[analysis.Anomaly]:
-    """For a periodic poll: report a stall (no new step for TrendConfig.stall_minutes)."""
+    """For the periodic poll: report a stall (no new step for TrendConfig.stall_minutes) of a
+    training job, once. The row lock keeps this read-modify-write of trend_state from racing
+    the webhook's, which holds the same lock."""
     now = now or timezone.now()
-    return _update(job_id, [], now=now, final=False, check_stall=True)
+    with transaction.atomic():
+        row = (TrainingJob.objects.select_for_update().filter(pk=job_id, status=Status.TRAINING)
+               .values(*STATE_FIELDS).first())
+        if row is None:
+            return []
+        return _update(job_id, [], now=now, final=False, check_stall=True, known=row)
 
 
 def _update(job_id: Any, points: list[analysis.Point], *, now: datetime, final: bool,
