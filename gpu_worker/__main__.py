@@ -55,9 +55,9 @@ SCHEMA_DOC_EXAMPLES = """
   `~/.cache/lora-control-plane/models`); concurrent workers share one conversion (file lock,
   temporary folder renamed into place, completion marker).
 - **Loss**: on assistant tokens only (the content of each trained assistant turn and its
-  end-of-turn token). Batches are padding-free: the samples of a batch are concatenated into
-  one row with per-sample `position_ids`, and attention is block-diagonal, so no compute goes to
-  padding and the loss equals that of a padded batch.
+  end-of-turn token). Little compute goes to padding: with a flash-attention kernel the samples
+  of a batch are packed into one row and attended block-diagonally; otherwise (sdpa, CPU)
+  batches are padded and grouped by length. Either way the loss equals that of a padded batch.
 - **Checkpoints**: the Trainer's own checkpoint folder (adapter, optimizer, scheduler, RNG
   states, trainer_state.json) every `checkpoint_interval` steps and after the current step on
   SIGTERM/SIGINT; uploaded by a background thread (files first, manifest last), then

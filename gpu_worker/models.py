@@ -189,7 +189,8 @@ def load_model_and_tokenizer(model_path: str, placement: Placement) -> tuple[Any
         kwargs["device_map"] = {"": 0}
     else:
         kwargs["dtype"] = torch.float32
-    # sdpa everywhere: it honours the block-diagonal masks transformers builds for padding-free batches.
+    # sdpa everywhere: it honours the masks of padded batches and, where packing is used, the
+    # block-diagonal masks transformers builds from position_ids.
     model = AutoModelForCausalLM.from_pretrained(model_path, attn_implementation="sdpa", **kwargs)
     model.config.use_cache = False
     if placement.qlora:

@@ -2,7 +2,7 @@
 
     preprocessing   validate every record (before any model is touched), tokenise, split
     model_loading   resolve/convert the base model, load it (4-bit on CUDA), wrap it with LoRA
-    training        TRL SFTTrainer, padding-free batches, periodic + emergency checkpoints
+    training        TRL SFTTrainer, little padding (packed or length-grouped), periodic + emergency checkpoints
     finalizing      save the adapter (PEFT layout), upload it
     validating      evaluators with the model still loaded; summary.json and metrics.jsonl uploaded
 
@@ -280,6 +280,7 @@ class _Job:
         if placement.gradient_checkpointing:
             model.enable_input_require_grads()
 
+        varlen_attention = "flash" in str(getattr(model.config, "_attn_implementation", ""))
         has_eval = bool(eval_samples)
         eval_steps = config.eval_interval if has_eval and config.eval_interval > 0 else None
         early_stopping = config.early_stopping_patience is not None and eval_steps is not None
@@ -312,10 +313,14 @@ class _Job:
             bf16=placement.device == "cuda" and torch.cuda.is_bf16_supported(),
             gradient_checkpointing=placement.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False} if placement.gradient_checkpointing else None,
-            # Speed without changing what is learned: each batch is one concatenated sequence
-            # with per-sample position_ids, so no FLOPs go to padding; transformers turns the
-            # position_ids into a block-diagonal mask, so samples never attend to each other.
-            padding_free=True,
+            # Speed without changing what is learned: no FLOPs on padding. With a varlen
+            # attention kernel (flash attention) each batch is one packed sequence with
+            # per-sample position_ids, attended block-diagonally. Without one (sdpa, and always on
+            # CPU) a packed batch would attend over the whole packed square, which measured
+            # slower and took twice the memory (docs/performance.md), so batches are padded and
+            # grouped by length instead, which keeps the padding small.
+            padding_free=varlen_attention,
+            train_sampling_strategy="random" if varlen_attention else "group_by_length",
             max_length=None,  # samples arrive truncated by data.tokenize_conversation
             dataset_kwargs={"skip_prepare_dataset": True},
             remove_unused_columns=False,
