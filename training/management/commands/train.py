@@ -68,6 +68,10 @@ class Command(BaseCommand):
         # The worker closing a keep-alive connection logs "Broken pipe" through the embedded
         # server; it is harmless and would break the progress line.
         logging.getLogger("django.server").setLevel(logging.ERROR)
+        # After a cancel the worker's last reports are refused (410) by design; the summary
+        # says what happened, so the per-request log lines would only be noise here.
+        logging.getLogger("django.request").setLevel(logging.ERROR)
+        logging.getLogger("training.services.ingest").setLevel(logging.WARNING)
         call_command("migrate", verbosity=0, interactive=False)
         user = get_user_model().objects.get_or_create(username=CLI_USERNAME)[0]
         overrides = self.parse_overrides(opts["set"], opts["max_steps"])
