@@ -59,12 +59,15 @@ def pytest_collection_modifyitems(items) -> None:
 
     def key(item) -> tuple[bool, bool]:
         marker = item.get_closest_marker("django_db")
-        transactional = bool(marker and marker.kwargs.get("transaction")) or "live_server" in getattr(
-            item, "fixturenames", []
-        )
+        kwargs = marker.kwargs if marker else {}
+        # fixturenames holds the whole closure, so fixtures that pull these in indirectly count.
+        names = set(getattr(item, "fixturenames", ()))
+        transactional = bool(kwargs.get("transaction")) or bool(
+            names & {"live_server", "transactional_db", "django_db_serialized_rollback"})
         if not transactional:
             return (False, False)
-        return (True, not (marker and marker.kwargs.get("serialized_rollback")))
+        serialized = bool(kwargs.get("serialized_rollback")) or "django_db_serialized_rollback" in names
+        return (True, not serialized)
 
     items.sort(key=key)
 
@@ -106,3 +109,16 @@ def outsider(django_user_model):
 @pytest.fixture
 def staff(django_user_model):
     return django_user_model.objects.create_superuser("sam", "sam@example.com", "pw-sam-123")
+
+
+def ensure_catalogue() -> None:
+    """Re-seed the presets and base models of migration 0002 if a transactional test that ran
+    earlier flushed them (a flush does not re-run data migrations)."""
+    import importlib
+
+    from django.apps import apps
+
+    from training.models import BaseModel
+
+    if not BaseModel.objects.filter(slug="smollm2-135m-instruct").exists():
+        importlib.import_module("training.migrations.0002_seed_presets_and_base_models").seed(apps, None)

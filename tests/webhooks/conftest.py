@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gpu_worker import signing
+from tests.conftest import ensure_catalogue
 from training.lifecycle import Status
 from training.models import BaseModel, TrainingFile, TrainingJob
 
@@ -20,6 +21,7 @@ SECRET = "s3cret"
 
 
 def make_job(status: str = Status.TRAINING, attempt: int = 1, secret: str = SECRET) -> TrainingJob:
+    ensure_catalogue()
     training_file = TrainingFile.objects.create(
         name="chat.jsonl", file="datasets/chat.jsonl", sha256=uuid.uuid4().hex,
         validation_status=TrainingFile.ValidationStatus.VALID,
