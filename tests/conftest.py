@@ -122,3 +122,24 @@ def ensure_catalogue() -> None:
 
     if not BaseModel.objects.filter(slug="smollm2-135m-instruct").exists():
         importlib.import_module("training.migrations.0002_seed_presets_and_base_models").seed(apps, None)
+
+
+class DeliveryRecorder:
+    """Stands in for a Celery task's `.delay`: records what would have been sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __call__(self, *args, **kwargs) -> None:
+        self.calls.append(args)
+
+
+def record_deliveries(monkeypatch) -> dict[str, DeliveryRecorder]:
+    """Replace the job tasks' delivery with recorders, so a start or cancel launches no worker
+    (the real path is covered by the execution integration tests)."""
+    import training.tasks as tasks
+
+    recorders = {"launch_job": DeliveryRecorder(), "stop_job_execution": DeliveryRecorder()}
+    for name, recorder in recorders.items():
+        monkeypatch.setattr(getattr(tasks, name), "delay", recorder)
+    return recorders

@@ -8,28 +8,16 @@ from itertools import count
 
 import pytest
 
+from tests.conftest import DeliveryRecorder, record_deliveries
 from training.lifecycle import Status
 from training.models import BaseModel, HyperparameterPreset, TrainingFile, TrainingJob
 
 _serial = count(1)
 
 
-class DeliveryRecorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def __call__(self, *args, **kwargs) -> None:
-        self.calls.append(args)
-
-
 @pytest.fixture(autouse=True)
 def deliveries(monkeypatch) -> dict[str, DeliveryRecorder]:
-    import training.tasks as tasks
-
-    recorders = {"launch_job": DeliveryRecorder(), "stop_job_execution": DeliveryRecorder()}
-    for name, recorder in recorders.items():
-        monkeypatch.setattr(getattr(tasks, name), "delay", recorder)
-    return recorders
+    return record_deliveries(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

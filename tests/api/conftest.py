@@ -11,34 +11,15 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.conftest import DeliveryRecorder, record_deliveries
 from training.models import BaseModel, HyperparameterPreset, TrainingFile, TrainingJob
 
 _serial = count(1)
 
 
-# --- Celery delivery -------------------------------------------------------------------------
-
-
-class DeliveryRecorder:
-    """Stands in for Celery's `.delay`: records what would have been sent."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def __call__(self, *args, **kwargs) -> None:
-        self.calls.append(args)
-
-
 @pytest.fixture(autouse=True)
 def deliveries(monkeypatch) -> dict[str, DeliveryRecorder]:
-    """Celery delivery replaced by recorders, so a start or cancel never launches a worker.
-    (The real path is covered by the executor's integration test.)"""
-    import training.tasks as tasks
-
-    recorders = {"launch_job": DeliveryRecorder(), "stop_job_execution": DeliveryRecorder()}
-    for name, recorder in recorders.items():
-        monkeypatch.setattr(getattr(tasks, name), "delay", recorder, raising=False)
-    return recorders
+    return record_deliveries(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
