@@ -143,3 +143,11 @@ def record_deliveries(monkeypatch) -> dict[str, DeliveryRecorder]:
     for name, recorder in recorders.items():
         monkeypatch.setattr(getattr(tasks, name), "delay", recorder)
     return recorders
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny random Llama with a locally made tokenizer, built once per test session."""
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

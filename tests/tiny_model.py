@@ -8,6 +8,7 @@ folder that `AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretr
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 # SmolLM2-Instruct's template, minus the default system prompt text.
@@ -93,3 +94,19 @@ if __name__ == "__main__":
     import sys
 
     print(build_tiny_model(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-model")))
+
+
+_WORDS = ["save", "money", "budget", "debt", "plan", "rent", "income", "fund", "the", "a", "you", "your", "next", "step", "pay", "card", "interest", "emergency", "month", "year", "account", "tax", "help", "feel", "worried"]
+
+
+def write_chat_dataset(path: Path, records: int = 40, seed: int = 1) -> Path:
+    """A small synthetic chat dataset in the `messages` format (words from the tiny vocabulary)."""
+    rng = random.Random(seed)
+    with path.open("w") as handle:
+        for _ in range(records):
+            messages = [{"role": "system", "content": "You are Elena, a financial planner."}]
+            for _ in range(rng.randint(1, 2)):
+                messages.append({"role": "user", "content": " ".join(rng.choices(_WORDS, k=rng.randint(3, 12)))})
+                messages.append({"role": "assistant", "content": " ".join(rng.choices(_WORDS, k=rng.randint(5, 30)))})
+            handle.write(json.dumps({"messages": messages}) + "\n")
+    return path

@@ -17,18 +17,12 @@ from rest_framework.test import APIClient
 
 from artifacts import services, storage
 from artifacts.models import DownloadAudit
-from tests.tiny_model import build_tiny_model
 from tests.worker.conftest import run_worker, write_chat_dataset
 from tests.worker.receiver import Receiver
 from training.lifecycle import Status
 from training.models import TrainingJob
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-e2e"))
 
 
 def test_worker_to_customer(backend, live_server, make_job, owner, tiny_model, tmp_path):

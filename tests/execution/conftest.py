@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_model import write_chat_dataset
 from training.lifecycle import Status
 
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
@@ -64,31 +65,6 @@ def enqueued(monkeypatch) -> dict[str, list[str]]:
     return calls
 
 
-_WORDS = ["save", "money", "budget", "debt", "plan", "rent", "income", "fund", "the", "a", "you", "your", "next", "step", "pay", "card", "interest", "emergency", "month", "year", "account", "tax", "help", "feel", "worried"]
-
-
-def write_chat_dataset(path: Path, records: int = 24, seed: int = 1) -> Path:
-    """A small chat dataset in the tiny model's vocabulary (short enough for max_seq_length 128)."""
-    import json
-    import random
-
-    rng = random.Random(seed)
-    with path.open("w") as handle:
-        for _ in range(records):
-            messages = [{"role": "system", "content": "You are Elena, a financial planner."}]
-            messages.append({"role": "user", "content": " ".join(rng.choices(_WORDS, k=rng.randint(3, 10)))})
-            messages.append({"role": "assistant", "content": " ".join(rng.choices(_WORDS, k=rng.randint(5, 20)))})
-            handle.write(json.dumps({"messages": messages}) + "\n")
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from tests.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-
-
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
-    return write_chat_dataset(tmp_path / "tiny-chat.jsonl")
+    return write_chat_dataset(tmp_path / "tiny-chat.jsonl", records=24)

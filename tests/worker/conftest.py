@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,31 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import write_chat_dataset
 from tests.worker.receiver import Receiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CHAT = REPO_ROOT / "data" / "sample" / "elena_morales_chat.jsonl"
 
-_WORDS = ["save", "money", "budget", "debt", "plan", "rent", "income", "fund", "the", "a", "you", "your", "next", "step", "pay", "card", "interest", "emergency", "month", "year", "account", "tax", "help", "feel", "worried"]
-
-
-def write_chat_dataset(path: Path, records: int = 40, seed: int = 1) -> Path:
-    """A small synthetic chat dataset in the `messages` format (words from the tiny vocabulary)."""
-    rng = random.Random(seed)
-    with path.open("w") as handle:
-        for _ in range(records):
-            messages = [{"role": "system", "content": "You are Elena, a financial planner."}]
-            for _ in range(rng.randint(1, 2)):
-                messages.append({"role": "user", "content": " ".join(rng.choices(_WORDS, k=rng.randint(3, 12)))})
-                messages.append({"role": "assistant", "content": " ".join(rng.choices(_WORDS, k=rng.randint(5, 30)))})
-            handle.write(json.dumps({"messages": messages}) + "\n")
-    return path
-
-
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+def tiny_model_dir(tiny_model) -> Path:
+    return tiny_model
 
 
 @pytest.fixture
