@@ -44,7 +44,7 @@ def test_a_killed_worker_is_recovered_and_resumes_from_its_checkpoint(
                                           parameter_count=100_000, recommended_gpu="CPU_LOCAL",
                                           is_embedded=True)
     job = jobs.create_job(user=user, training_file=training_file, base_model=base_model, overrides={
-        "max_steps": 16, "checkpoint_interval": 4, "per_device_batch_size": 2,
+        "max_steps": 48, "checkpoint_interval": 4, "per_device_batch_size": 2,
         "max_seq_length": 128, "eval_interval": 8, "learning_rate": 1e-3})
     jobs.start_job(job, user=user)
 
@@ -52,7 +52,8 @@ def test_a_killed_worker_is_recovered_and_resumes_from_its_checkpoint(
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while not job.is_terminal:
         assert time.monotonic() < deadline, list(job.events.values_list("event_type", "payload"))
-        time.sleep(1)
+        # Poll often: the kill must land between the first checkpoint and the end of the run.
+        time.sleep(0.2)
         execution.poll_job(str(job.pk))
         job.refresh_from_db()
         if not killed and job.attempt == 1 and job.last_checkpoint_step is not None:
