@@ -441,6 +441,70 @@ def recommend(points: Iterable[Point], *, patience: int = 5, min_delta: float = 
         f"waiting up to {_plural(patience, 'evaluation')} before stopping."))
 
 
+def recommend_from_state(state: TrendState) -> Recommendation:
+    """recommend(), read off the incremental state instead of the whole history.
+
+    Updated as each metrics batch is folded in (update_trend_state), so the API and the
+    dashboard answer without reading the history. It sees the analysed (settled) points, so it
+    trails the newest by TrendConfig.settle_points; once the run has ended (final=True) it is
+    recommend() of the whole history with patience=config.patience (property-tested).
+    """
+    s, cfg = state, state.config
+    if s.divergence_step is not None:
+        reason = s.divergence_reason or "see the divergence event"
+        if s.best_before_divergence_step is None or s.best_before_divergence_loss is None:
+            return Recommendation("stop_early", None, f"Training diverged: {reason}; "
+                                  "there is no earlier evaluated checkpoint to fall back to.")
+        step, loss = s.best_before_divergence_step, s.best_before_divergence_loss
+        return Recommendation("use_checkpoint", step, f"Training diverged: {reason}; "
+                              f"use the checkpoint at step {step} (held-out loss {_fmt(loss)}).")
+    if s.record_best_step is None or s.record_best_loss is None or not s.eval_window:
+        return Recommendation("continue", None, "No held-out evaluation yet; nothing suggests stopping.")
+    best, best_loss, last_eval = s.record_best_step, s.record_best_loss, s.eval_window[-1].step
+    if s.overfitting_onset is not None and best < last_eval:
+        return Recommendation("use_checkpoint", best, (
+            f"Held-out loss has been rising since about step {s.overfitting_onset} while training loss keeps "
+            f"falling (overfitting); use the checkpoint at step {best} (best {_fmt(best_loss)})."))
+    since, improved_at = s.evaluations_since_improvement, s.improvement_step
+    if since >= cfg.patience:
+        by = f" by more than {cfg.min_delta:g}" if cfg.min_delta > 0 else ""
+        stale = f"Held-out loss has not improved{by} for {_plural(since, 'evaluation')} since step {improved_at}"
+        if best < last_eval:
+            return Recommendation("use_checkpoint", best,
+                                  f"{stale} (best {_fmt(best_loss)}); use the checkpoint at step {best}.")
+        return Recommendation("stop_early", None,
+                              f"{stale}; the latest evaluation (step {best}, {_fmt(best_loss)}) "
+                              "is the best, so stop and keep the final adapter.")
+    if since == 0:
+        return Recommendation("continue", None,
+                              f"Held-out loss is still improving (latest best {_fmt(best_loss)} at step {best}).")
+    return Recommendation("continue", None, (
+        f"Held-out loss last improved at step {improved_at} "
+        f"({_plural(since, 'evaluation')} ago, best {_fmt(best_loss)}); "
+        f"waiting up to {_plural(cfg.patience, 'evaluation')} before stopping."))
+
+
+def trend_summary(state: TrendState) -> dict[str, Any]:
+    """The analysis as the metrics API and the dashboard show it (JSON-safe)."""
+    advice = recommend_from_state(state)
+    steps_since = (state.max_step - state.improvement_step
+                   if state.max_step is not None and state.improvement_step is not None else None)
+    return {
+        "best_step": state.best_step,
+        "best_eval_loss": state.best_eval_loss if state.best_eval_loss is None or math.isfinite(
+            state.best_eval_loss) else None,
+        "latest_step": state.max_step,
+        "analysed_through_step": state.settled_step,
+        "steps_since_improvement": steps_since,
+        "evaluations_since_improvement": state.evaluations_since_improvement,
+        "diverged_at_step": state.divergence_step,
+        "overfitting_since_step": state.overfitting_onset,
+        "plateau": "plateau" in state.reported,
+        "recommendation": {"action": advice.action, "checkpoint_step": advice.checkpoint_step,
+                           "reason": advice.reason},
+    }
+
+
 # --- Milestones -----------------------------------------------------------------------------
 
 
@@ -484,6 +548,7 @@ class TrendConfig:
     plateau_rel_tol: float = 0.01
     min_delta: float = 0.0
     stall_minutes: float = 15.0
+    patience: int = 5  # evaluations without improvement before the recommendation says stop
     # A point is analysed once this many points with later steps have arrived: a resent or
     # reordered point that arrives before then lands in its place. See docs/analysis.md.
     settle_points: int = 4
@@ -515,6 +580,13 @@ class TrendState:
     max_step: int | None = None
     last_progress_at: float | None = None  # `at` of the highest step
     milestones: list[int] = field(default_factory=list)
+    # What the recommendation needs beyond the windows (recommend_from_state): the first sign of
+    # divergence, the best evaluation before it, and where overfitting began.
+    divergence_step: int | None = None
+    divergence_reason: str | None = None
+    best_before_divergence_step: int | None = None
+    best_before_divergence_loss: float | None = None
+    overfitting_onset: int | None = None
     # Keys of the once-per-job anomalies already reported (divergence, overfitting, plateau,
     # milestone:<percent>, stall:<step>). Spikes and new bests need no key: they are found when
     # their step is analysed, and a step is analysed once, so the state stays a few KB.
@@ -539,6 +611,11 @@ class TrendState:
             "max_step": self.max_step,
             "last_progress_at": _enc(self.last_progress_at),
             "milestones": list(self.milestones),
+            "divergence_step": self.divergence_step,
+            "divergence_reason": self.divergence_reason,
+            "best_before_divergence_step": self.best_before_divergence_step,
+            "best_before_divergence_loss": _enc(self.best_before_divergence_loss),
+            "overfitting_onset": self.overfitting_onset,
             "reported": list(self.reported),
         }
 
@@ -562,6 +639,11 @@ class TrendState:
             max_step=data.get("max_step"),
             last_progress_at=_dec(data.get("last_progress_at")),
             milestones=list(data.get("milestones", [])),
+            divergence_step=data.get("divergence_step"),
+            divergence_reason=data.get("divergence_reason"),
+            best_before_divergence_step=data.get("best_before_divergence_step"),
+            best_before_divergence_loss=_dec(data.get("best_before_divergence_loss")),
+            overfitting_onset=data.get("overfitting_onset"),
             reported=list(data.get("reported", [])),
         )
 
@@ -616,6 +698,9 @@ def update_trend_state(state: TrendState, new_points: Iterable[Point], *, now: f
     if bad is not None:
         _report(s, anomalies, "divergence", "divergence", bad.step, "critical",
                 f"Training diverged: {_nonfinite_reason(bad)}.", _divergence_action(s))
+    for q in reports:
+        if _nonfinite(q):
+            _note_divergence(s, q.step, _nonfinite_reason(q))
     fresh = [p for p in reports if s.settled_step is None or p.step > s.settled_step]
     waiting = _by_step([*s.pending, *fresh])
     keep = 0 if final else cfg.settle_points
@@ -666,6 +751,26 @@ def _divergence_action(s: TrendState) -> str:
     return f"Stop the run; restart from {where} with a lower learning rate (about half) and gradient clipping."
 
 
+def _note_divergence(s: TrendState, step: int, reason: str) -> None:
+    """Keep the earliest sign of divergence (find_divergence's choice on a sorted history) and
+    the best settled evaluation before it; evaluations settled later extend that in _settle_eval.
+    A growth divergence is only searched for in losses before the first NaN/inf, as there."""
+    if s.divergence_step == step and reason.startswith("training") and not (s.divergence_reason or "").startswith(
+            "training"):
+        # Two reports of one step, a NaN training loss and a NaN held-out loss: name the
+        # training loss whichever came first, as _nonfinite_reason does for the merged point.
+        s.divergence_reason = reason
+        return
+    if s.divergence_step is not None and s.divergence_step <= step:
+        return
+    s.divergence_step, s.divergence_reason = step, reason
+    best = (s.record_best_step, s.record_best_loss)
+    if best[0] is not None and best[0] < step:
+        s.best_before_divergence_step, s.best_before_divergence_loss = best
+    else:
+        s.best_before_divergence_step, s.best_before_divergence_loss = None, None
+
+
 def _settle(s: TrendState, p: Point, out: list[Anomaly]) -> None:
     """Run every window detector at point p, the next one in step order."""
     cfg = s.config
@@ -685,6 +790,7 @@ def _settle(s: TrendState, p: Point, out: list[Anomaly]) -> None:
             _report(s, out, "divergence", "divergence", p.step, "critical",
                     f"Training diverged: {_growth_reason(before, recent, cfg.divergence_factor)} "
                     f"(step {p.step}).", _divergence_action(s))
+            _note_divergence(s, p.step, _growth_reason(before, recent, cfg.divergence_factor))
         keep = max(cfg.spike_window, cfg.divergence_window + DIVERGENCE_CONFIRM)
         s.train_window = history[-keep:]
         s.interval_train_sum += loss
@@ -699,6 +805,9 @@ def _settle_eval(s: TrendState, step: int, loss: float, out: list[Anomaly]) -> N
     s.interval_train_sum, s.interval_train_count = 0.0, 0
     keep = max(cfg.overfit_window, cfg.plateau_window)
     s.eval_window = [*s.eval_window, EvalRecord(step, loss, train)][-keep:]
+    if s.divergence_step is not None and step < s.divergence_step and (
+            s.best_before_divergence_loss is None or loss < s.best_before_divergence_loss):
+        s.best_before_divergence_step, s.best_before_divergence_loss = step, loss
     if s.record_best_loss is None or loss < s.record_best_loss:
         s.record_best_step, s.record_best_loss = step, loss
         _report(s, out, "new_best", None, step, "info",
@@ -710,6 +819,8 @@ def _settle_eval(s: TrendState, step: int, loss: float, out: list[Anomaly]) -> N
         s.evaluations_since_improvement += 1
     if len(s.eval_window) >= cfg.overfit_window:
         onset = _overfitting_onset(s.eval_window[-cfg.overfit_window:], cfg.overfit_min_rel_rise)
+        if onset is not None and s.overfitting_onset is None:
+            s.overfitting_onset = onset
         if onset is not None:
             _report(s, out, "overfitting", "overfitting", onset, "warning",
                     f"Held-out loss has been rising since about step {onset} while training loss "

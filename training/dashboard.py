@@ -10,9 +10,10 @@
 - `dashboard/chart/<name>.svg`  one chart (loss, lr, throughput, gpu) drawn by training.charts;
 - `dashboard/<action>/`   POST cancel or retry, through training.services.jobs.
 
-Every view runs a fixed number of queries whatever the job's history: charts and the advice
-read the metrics through one GROUP BY into at most CHART_POINTS buckets (min, mean and max per
-bucket, so spikes survive), never the whole history.
+Every view runs a fixed number of queries whatever the job's history: charts read the metrics
+through one GROUP BY into at most CHART_POINTS buckets (min, mean and max per bucket, so spikes
+survive), never the whole history; the advice is read off the job's incremental trend state
+(TrainingJob.trend_analysis, the same the metrics API returns).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from . import analysis, charts
+from . import charts
 from .lifecycle import TERMINAL, WORKER_STAGES, IllegalTransition, Status
 from .models import JobEvent, MetricPoint, TrainingJob
 from .services import jobs as job_services
@@ -121,20 +122,6 @@ def metric_buckets(job_id: Any, max_points: int = CHART_POINTS) -> Buckets:
     return Buckets(rows, span)
 
 
-def advice_points(buckets: Buckets) -> list[analysis.Point]:
-    """The analyser's view of the bucketed history: each bucket's mean training loss at its last
-    step and its lowest held-out loss at its last evaluation. Exact when the history fits in
-    CHART_POINTS steps; otherwise a smoothed curve (spikes and divergence are reported
-    precisely, as they arrive, by services.monitoring)."""
-    points = []
-    for row in buckets.rows:
-        if row["train"] is not None:
-            points.append(analysis.Point(step=row["last_step"], train_loss=row["train"]))
-        if row["eval"] is not None:
-            points.append(analysis.Point(step=row["eval_step"], eval_loss=row["eval"]))
-    return points
-
-
 def stage_times(job: TrainingJob, now: datetime | None = None) -> list[dict[str, Any]]:
     """Each worker stage with the time spent in it (from status_changed events) and its state."""
     now = now or timezone.now()
@@ -206,7 +193,8 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
     elapsed = job.elapsed
     progress = float(job.progress_percentage or 0)
     cost = cost_figures(job)
-    advice = analysis.recommend(advice_points(buckets))
+    # The incremental analysis the ingestion keeps (the same the metrics API returns).
+    advice = job.trend_analysis()["recommendation"]
     eta = None if job.is_terminal else job.estimated_time_remaining_minutes
     text = {
         "status": job.get_status_display(),
@@ -221,7 +209,7 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
         "learning_rate": number(job.latest_learning_rate, 3), "perplexity": number(job.latest_perplexity),
         "cost_estimate": cost["estimate"], "cost_actual": cost["actual"], "cost_rate": cost["rate"],
         "cost_warning": cost["warning"],
-        "advice_action": advice.action.replace("_", " "), "advice_reason": advice.reason,
+        "advice_action": advice["action"].replace("_", " "), "advice_reason": advice["reason"],
         "quality": (f"{job.quality['score']}/100 (grade {job.quality['grade']})" if job.quality else "—"),
         "points": f"{buckets.total_points}",
     }

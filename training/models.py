@@ -322,6 +322,13 @@ class TrainingJob(models.Model):
             return None
         return (self.completed_at or timezone.now()) - self.started_at
 
+    def trend_analysis(self) -> dict[str, Any]:
+        """Best step, overfitting/divergence/plateau and the recommendation, from the trend state
+        the ingestion keeps current (no history read)."""
+        from .analysis import TrendState, trend_summary
+
+        return trend_summary(TrendState.from_dict(self.trend_state or {}))
+
     def recovery_summary(self) -> str:
         if not self.checkpoint_recovery_count:
             return ""

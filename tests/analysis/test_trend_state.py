@@ -19,6 +19,9 @@ from training.analysis import (
     detect_overfitting,
     detect_plateau,
     detect_spikes,
+    recommend,
+    recommend_from_state,
+    trend_summary,
     update_trend_state,
 )
 
@@ -118,6 +121,46 @@ def test_the_final_analysis_agrees_with_the_batch_functions(points):
             running.append((p.step, p.eval_loss))
     assert where(reported, "new_best") == [s for s, _ in running]
     assert state.pending == []
+
+
+@FAST
+@given(st.data())
+def test_the_incremental_recommendation_is_the_whole_history_recommendation(data):
+    """recommend_from_state (what the API and dashboard show, no history read) equals
+    recommend() over the whole history once the run has ended, however the points were batched
+    and reordered within the settle window."""
+    points = data.draw(curves())
+    delivered = data.draw(bounded_reorder(points, TrendConfig().settle_points))
+    state, _ = run(data.draw(batches(delivered)), final=True)
+    assert recommend_from_state(state) == recommend(points, patience=TrendConfig().patience)
+
+
+@FAST
+@given(curves(), st.integers(0, 60))
+def test_the_recommendation_mid_run_is_that_of_the_analysed_points(points, cut):
+    """Mid-run the incremental recommendation is recommend() over the points analysed so far
+    (all but the last settle_points steps), plus any NaN/inf loss: divergence is known at once."""
+    sent = points[:cut]
+    state, _ = run([sent])
+
+    def nonfinite(x):
+        return x is not None and not math.isfinite(x)
+
+    analysed = [p for p in sent if (state.settled_step is not None and p.step <= state.settled_step)
+                or nonfinite(p.train_loss) or nonfinite(p.eval_loss)]
+    assert recommend_from_state(state) == recommend(analysed, patience=TrendConfig().patience)
+
+
+def test_the_summary_names_the_best_step_and_the_advice():
+    state, _ = run([overfitting_curve()], final=True)
+    summary = trend_summary(state)
+    assert summary["best_step"] == 60 and summary["overfitting_since_step"] is not None
+    assert summary["recommendation"]["action"] == "use_checkpoint"
+    assert summary["recommendation"]["checkpoint_step"] == 60
+    assert summary["steps_since_improvement"] == 150 - 60
+    json.dumps(summary, allow_nan=False)
+    empty = trend_summary(TrendState())
+    assert empty["recommendation"]["action"] == "continue" and empty["best_step"] is None
 
 
 @FAST

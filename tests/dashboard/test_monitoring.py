@@ -98,3 +98,30 @@ def test_a_training_job_with_no_new_step_for_too_long_gets_one_stall_event(job):
 
     assert [a.kind for a in first] == ["stall"] and again == []
     assert JobEvent.objects.filter(job=job, event_type=JobEvent.Type.ANOMALY, payload__kind="stall").count() == 1
+
+
+def test_the_metrics_api_and_the_dashboard_give_the_incremental_recommendation(worker, job, client, staff):
+    """An overfitting run reported through the webhook: the metrics API's `analysis` names the
+    best step and says to use its checkpoint, and the dashboard feed shows the same advice,
+    both read off the stored trend state."""
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    points = [point(s, train_loss=2.0 / (1 + s / 30),
+                    eval_loss=(1.0 + 0.0001 * (s - 60) ** 2) if s % 10 == 0 else None) for s in range(1, 151)]
+    for start in range(0, 150, 50):
+        assert worker.send("metrics", {"points": points[start:start + 50]}).status == 200
+    api = APIClient()
+    api.force_authenticate(staff)  # operators see every job
+    body = api.get(f"/api/training/jobs/{job.pk}/metrics", {"max_points": 20}).json()
+    analysis = body["analysis"]
+    assert analysis["best_step"] == 60 and analysis["overfitting_since_step"] is not None
+    assert analysis["latest_step"] == 150 and analysis["steps_since_improvement"] == 90
+    assert analysis["recommendation"]["action"] == "use_checkpoint"
+    assert analysis["recommendation"]["checkpoint_step"] == 60
+    assert "overfitting" in analysis["recommendation"]["reason"]
+
+    client.force_login(staff)
+    feed = client.get(reverse("admin:training_trainingjob_dashboard_data", args=[job.pk])).json()
+    assert feed["text"]["advice_action"] == "use checkpoint"
+    assert feed["text"]["advice_reason"] == analysis["recommendation"]["reason"]

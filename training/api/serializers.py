@@ -240,10 +240,34 @@ class MetricsQuerySerializer(serializers.Serializer):
     )
 
 
+class RecommendationSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["continue", "stop_early", "use_checkpoint"])
+    checkpoint_step = serializers.IntegerField(allow_null=True, help_text="With use_checkpoint: the step to use.")
+    reason = serializers.CharField()
+
+
+class TrendAnalysisSerializer(serializers.Serializer):
+    """training.analysis.trend_summary: kept up to date as each metrics batch arrives."""
+
+    best_step = serializers.IntegerField(allow_null=True, help_text="Step of the lowest held-out loss.")
+    best_eval_loss = serializers.FloatField(allow_null=True)
+    latest_step = serializers.IntegerField(allow_null=True)
+    analysed_through_step = serializers.IntegerField(
+        allow_null=True, help_text="The window detectors wait for a few later points, so they trail the latest step.")
+    steps_since_improvement = serializers.IntegerField(allow_null=True)
+    evaluations_since_improvement = serializers.IntegerField()
+    diverged_at_step = serializers.IntegerField(allow_null=True)
+    overfitting_since_step = serializers.IntegerField(allow_null=True)
+    plateau = serializers.BooleanField()
+    recommendation = RecommendationSerializer()
+
+
 class MetricsSerializer(serializers.Serializer):
     job = serializers.UUIDField()
     total_points = serializers.IntegerField(help_text="Points in the full history.")
     downsampled = serializers.BooleanField()
+    analysis = TrendAnalysisSerializer(help_text="Trend analysis and the recommendation: continue, stop early, "
+                                                 "or use a checkpoint.")
     points = MetricPointSerializer(many=True)
 
 

@@ -285,6 +285,7 @@ class TrainingJobViewSet(
                 "job": job.pk,
                 "total_points": total,
                 "downsampled": len(points) < total,
+                "analysis": job.trend_analysis(),
                 "points": s.MetricPointSerializer(points, many=True).data,
             }
         )
