@@ -246,7 +246,7 @@ def run_worker(work: Path, data_path: str, steps: int, reporting: bool, checkpoi
     events = receiver.events[events_before:]
     return {
         "train_runtime": summary["train_runtime_s"], "tokens": summary["tokens_trained"],
-        "computed_tokens": summary["tokens_trained"], "steps": summary["steps"],
+        "computed_tokens": summary["tokens_computed_this_attempt"], "steps": summary["steps"],
         "adapter": str(work / "out/adapter"), "final_train_loss": summary["final_train_loss"],
         "process_seconds": time.perf_counter() - t0,
         "checkpoints": len(list((work / "store").glob("checkpoints/step-*"))) if reporting else 0,

@@ -148,6 +148,7 @@ class _Job:
         model, tokenizer = models.load_model_and_tokenizer(model_path, self.placement)
         resume_dir, resume_step = self.fetch_resume_checkpoint()
         trainer = self.build_trainer(model, tokenizer, train_samples, eval_samples)
+        self.trainer = trainer
         self.model = trainer.model
 
         self.stage("training")
@@ -272,6 +273,8 @@ class _Job:
 
         config, placement = self.config, self.placement
         on_cpu = placement.device == "cpu"
+        if on_cpu:
+            _score_only_labelled_positions()
         set_seed(config.seed)  # LoRA init is seeded
         target = config.target_modules
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -409,6 +412,9 @@ class _Job:
             "steps": self.state.step,
             "total_steps": self.state.total_steps,
             "tokens_trained": self.state.tokens_trained,
+            # Tokens the model ran on in this attempt, padding included (= tokens_trained when
+            # padding-free); the throughput benchmark reports the difference as padding waste.
+            "tokens_computed_this_attempt": getattr(getattr(self, "trainer", None), "computed_tokens", None),
             "samples_trained": self.state.samples_trained,
             "duration_s": time.time() - self.started_at,
             "validation": results,
@@ -490,6 +496,31 @@ def apply_memory_limit(limit_mb: int | None, device: str) -> Any:
     return lambda: resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
+def _score_only_labelled_positions() -> None:
+    """Make TRL's fused LM head project only the positions that carry a label, on every device.
+
+    TRL scores only labelled positions where Triton runs and every position elsewhere, because on
+    compiling backends (Neuron) a varying number of positions would recompile each batch. Eager CPU
+    has no such cost, and scoring every position wastes the head's FLOPs (576 x 49,152 for
+    SmolLM2, about a fifth of the model) on prompt and padding tokens that the loss masks anyway.
+    The loss and gradients are the same up to floating-point summation order. TRL reads the
+    decision through the module-level name `_use_triton` on every forward, so rebinding that one
+    name changes only which rows are projected; the kernel keeps its own reference and still runs
+    its PyTorch tile code on CPU. If TRL renames it, this does nothing and training is unaffected.
+    """
+    from trl.trainer import utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or getattr(original, "_gpu_worker_compact", False):
+        return
+
+    def compact_everywhere(device: Any) -> bool:
+        return device.type == "cpu" or original(device)
+
+    compact_everywhere._gpu_worker_compact = True  # type: ignore[attr-defined]
+    trl_utils._use_triton = compact_everywhere
+
+
 def _worker_trainer_class() -> type:
     """SFTTrainer plus non-padding token counting and tokenizer-free checkpoints (defined lazily:
     importing trl is slow and must stay out of `--help`)."""
@@ -498,8 +529,10 @@ def _worker_trainer_class() -> type:
     class WorkerTrainer(SFTTrainer):
         _tokens: Any = 0
         _samples = 0
+        computed_tokens = 0  # padded positions included; a Python int from the shape, no sync
 
         def training_step(self, model, inputs, num_items_in_batch=None):
+            self.computed_tokens += int(inputs["input_ids"].numel())
             # Accumulated as a tensor: no device sync here; read once per log in take_token_counts.
             if "attention_mask" in inputs:
                 self._tokens = self._tokens + inputs["attention_mask"].sum()

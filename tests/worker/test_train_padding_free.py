@@ -93,3 +93,55 @@ def test_the_trainer_loss_is_the_same_padded_or_padding_free(model_and_samples, 
     finally:
         model.unload()  # leave the module-scoped base model as it was
     assert abs(losses[True] - losses[False]) < 1e-5, losses
+
+
+def test_scoring_only_labelled_positions_leaves_loss_and_gradients_unchanged(model_and_samples, tmp_path,
+                                                                               monkeypatch):
+    """On CPU the worker makes TRL's fused LM head project only the labelled positions
+    (gpu_worker.train._score_only_labelled_positions): fewer rows through the 49k-wide head, the
+    same loss and the same gradients."""
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from trl import SFTConfig, SFTTrainer
+    from trl.kernels import chunked_logprob
+    from trl.trainer import utils as trl_utils
+
+    from gpu_worker.train import _score_only_labelled_positions
+
+    rows: list[int] = []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting_apply(hidden, *args):
+        rows.append(hidden.shape[0])
+        return apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
+    monkeypatch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)  # TRL as shipped
+    base, tokenizer, samples = model_and_samples
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"))
+    model.train()
+    results = {}
+    try:
+        for compact in (False, True):
+            if compact:
+                _score_only_labelled_positions()
+            args = SFTConfig(output_dir=str(tmp_path / str(compact)), max_length=None, report_to="none",
+                             dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
+                             use_cpu=True, per_device_train_batch_size=3)
+            trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(samples),
+                                 processing_class=tokenizer)
+            model.zero_grad()
+            loss = trainer.compute_loss(model, trainer.data_collator(samples))
+            loss.backward()
+            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            results[compact] = (float(loss), grads, rows[-1])
+    finally:
+        model.unload()
+    (full_loss, full_grads, full_rows), (compact_loss, compact_grads, compact_rows) = results[False], results[True]
+    labelled = sum(sum(1 for x in s["labels"][1:] if x != -100) for s in samples)
+    assert compact_rows == labelled < full_rows  # only labelled positions went through the head
+    assert abs(compact_loss - full_loss) < 1e-5
+    assert full_grads.keys() == compact_grads.keys() and full_grads
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(compact_grads[name], grad, atol=1e-5, rtol=1e-4)
