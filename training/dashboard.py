@@ -287,6 +287,7 @@ def dashboard_view(model_admin, request, object_id: str):
         "cancel_url": f"{base}cancel/",
         "retry_url": f"{base}retry/",
         "change_url": reverse("admin:training_trainingjob_change", args=[job.pk]),
+        "error_report_url": reverse("job-error-report", args=[job.pk]),
         "refresh_seconds": REFRESH_SECONDS,
         "quality": job.quality or None,
         "has_change_permission": model_admin.has_change_permission(request, job),

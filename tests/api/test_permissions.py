@@ -47,6 +47,7 @@ OBJECT_ENDPOINTS = {
     "job retry": lambda w: ("post", f"jobs/{w['failed'].pk}/retry", {}, 201),
     "job metrics": lambda w: ("get", f"jobs/{w['running'].pk}/metrics", None, 200),
     "job events": lambda w: ("get", f"jobs/{w['running'].pk}/events", None, 200),
+    "job error-report": lambda w: ("get", f"jobs/{w['failed'].pk}/error-report", None, 200),
     "job save-as-template": lambda w: ("post", f"jobs/{w['failed'].pk}/save-as-template", {"name": "saved"}, 201),
     "template detail": lambda w: ("get", f"templates/{w['template'].pk}", None, 200),
     "template update": lambda w: ("patch", f"templates/{w['template'].pk}", {"description": "x"}, 200),

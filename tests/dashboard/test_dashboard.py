@@ -163,3 +163,11 @@ def test_the_change_page_and_the_list_link_to_the_dashboard(staff_client, job):
     change = staff_client.get(reverse("admin:training_trainingjob_change", args=[job.pk])).content.decode()
     listing = staff_client.get(reverse("admin:training_trainingjob_changelist")).content.decode()
     assert url(job) in change and url(job) in listing
+
+
+def test_the_dashboard_links_the_error_report_which_staff_can_download(staff_client, job):
+    html = staff_client.get(url(job)).content.decode()
+    link = f"/api/training/jobs/{job.pk}/error-report"
+    assert f'href="{link}" id="error-report-link"' in html
+    response = staff_client.get(link)  # the admin session is enough
+    assert response.status_code == 200 and response.json()["job"]["id"] == str(job.pk)

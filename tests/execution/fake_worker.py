@@ -1,7 +1,8 @@
 """A stand-in for `python -m gpu_worker` in executor tests: `fake_worker.py --config FILE`.
 
 Reads the configuration JSON and obeys its "fake" object: {"sleep": seconds, "exit": code,
-"on_term": code or null (null: ignore SIGTERM), "spawn_child": bool}. Writes "started <pid>"
+"on_term": code or null (null: ignore SIGTERM), "spawn_child": bool, "print": [lines for
+stdout]}. Writes "started <pid>"
 and, on SIGTERM, "term" to `<dir of config>/fake.trace`.
 """
 
@@ -35,6 +36,8 @@ def main() -> int:
         # A grandchild in the same process group, like a data-loader process.
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     note(f"started {os.getpid()}")
+    for line in fake.get("print", []):
+        print(line, flush=True)
     deadline = time.monotonic() + float(fake.get("sleep", 0))
     while time.monotonic() < deadline:
         time.sleep(0.05)

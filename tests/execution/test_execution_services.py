@@ -396,3 +396,49 @@ def test_an_exited_pod_with_no_exit_code_defers_to_the_workers_final_report(make
     assert "without a final report" in execution.interruption_reason(job, exited, now=late, ended_at=now)
     JobEvent.objects.create(job=job, event_type=JobEvent.Type.COMPLETED, attempt=1)
     assert execution.interruption_reason(job, exited, now=late, ended_at=now) == ""
+
+
+# --- Error report -------------------------------------------------------------------------------
+
+
+def test_the_error_report_holds_config_error_events_and_the_workers_last_log_lines(make_job, fake, client):
+    from rest_framework.test import APIClient
+
+    fake.update({"sleep": 0, "exit": 3, "print": [f"line {i}" for i in range(300)] + [f"token={'s3cret'}"]})
+    job = launched_job(make_job)
+    wait_for(lambda: execution.poll_job(str(job.pk)) and job.executor_ref and read_exit(job))
+    execution.fail_job(job.pk, job.attempt, "out_of_memory", "CUDA out of memory at batch size 16.",
+                       "Halve the batch size and double gradient accumulation.",
+                       details={"suggested_config": {"per_device_batch_size": 8, "gradient_accumulation_steps": 4}})
+    api = APIClient()
+    api.force_authenticate(job.created_by)
+    response = api.get(f"/api/training/jobs/{job.pk}/error-report")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="error-report-{job.pk}.json"'
+    report = response.json()
+    assert report["job"]["id"] == str(job.pk) and report["job"]["status"] == "failed"
+    assert report["configuration"] == job.configuration
+    assert report["error"] == {
+        "type": "out_of_memory", "message": "CUDA out of memory at batch size 16.",
+        "suggested_fix": "Halve the batch size and double gradient accumulation.",
+        "suggested_config": {"per_device_batch_size": 8, "gradient_accumulation_steps": 4},
+        "details": {"suggested_config": {"per_device_batch_size": 8, "gradient_accumulation_steps": 4}},
+    }
+    types = [e["type"] for e in report["events"]]
+    assert "launched" in types and types[-1] == "status_changed"
+    assert len(report["log_tail"]) == 200 and report["log_tail"][-2] == "line 299"
+    assert report["log_tail"][-1] == "token=[secret]"  # the job's secret never leaves in a report
+    assert "s3cret" not in response.content.decode()
+
+
+def read_exit(job) -> bool:
+    job.refresh_from_db()
+    return (job.executor_ref or {}).get("last_state") == "exited"
+
+
+def test_the_error_report_of_a_pod_job_says_where_the_trace_is(make_job):
+    from training.services.support import build_error_report
+
+    job = make_job(executor="runpod", status=Status.FAILED)
+    report = build_error_report(job)
+    assert report["log_tail"] is None and "trace tail" in report["log_note"]

@@ -44,6 +44,7 @@ from ..models import (
 from ..services import jobs as job_services
 from ..services.datasets import ingest_training_file
 from ..services.estimates import estimate_for
+from ..services.support import build_error_report
 from . import serializers as s
 from .exceptions import Conflict, validation_error_detail
 from .filters import JobEventFilter, JobFilter
@@ -289,6 +290,24 @@ class TrainingJobViewSet(
                 "points": s.MetricPointSerializer(points, many=True).data,
             }
         )
+
+    @extend_schema(
+        request=None,
+        responses={200: OpenApiTypes.OBJECT},
+        description=(
+            "Everything a support ticket needs, as one JSON file: the job and its configuration, the "
+            "classified error with its suggested fix and configuration change, recovery figures, the "
+            "latest 200 events, and the last 200 lines of the worker's output where the executor can "
+            "read them (the local executor can; on RunPod the error event carries the trace tail). "
+            "The job's secret is masked."
+        ),
+    )
+    @action(detail=True, methods=["get"], url_path="error-report")
+    def error_report(self, request, pk=None):
+        job = self.get_object()
+        response = Response(build_error_report(job))
+        response["Content-Disposition"] = f'attachment; filename="error-report-{job.pk}.json"'
+        return response
 
     @extend_schema(
         parameters=[

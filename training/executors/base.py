@@ -43,7 +43,8 @@ class PodState:
 class ExecutorError(Exception):
     """A launch/poll/cancel failure, classified for the user.
 
-    `transient` failures (no capacity, network) are retried automatically with backoff.
+    `transient` failures (no capacity, network) are retried automatically with backoff
+    (services.execution.schedule_launch_retry).
     """
 
     def __init__(self, error_type: str, message: str, suggested_fix: str = "", *,
@@ -74,6 +75,11 @@ class Executor(ABC):
     @abstractmethod
     def cancel(self, job: TrainingJob) -> None:
         """Stop the worker (SIGTERM first, so it can stop cleanly); a no-op if already gone."""
+
+    def log_tail(self, job: TrainingJob, lines: int = 200) -> list[str] | None:
+        """The last `lines` lines of the current attempt's worker output, or None where the
+        executor cannot read it (the worker's own `error` event still carries its trace tail)."""
+        return None
 
 
 _REGISTRY: dict[str, type[Executor]] = {}

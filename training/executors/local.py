@@ -200,6 +200,12 @@ class LocalExecutor(Executor):
             "started": datetime.now(UTC).isoformat(),
         }
 
+    def log_tail(self, job: TrainingJob, lines: int = 200) -> list[str] | None:
+        path = (job.executor_ref or {}).get("log")
+        if not path:
+            return None
+        return read_tail(Path(path), lines)
+
     # --- poll -----------------------------------------------------------------------------
 
     def poll(self, job: TrainingJob) -> PodState:
@@ -267,3 +273,21 @@ def read_exit_code(ref: dict) -> int | None:
         return int(Path(ref["exit_file"]).read_text().strip())
     except (KeyError, FileNotFoundError, ValueError):
         return None
+
+
+def read_tail(path: Path, lines: int, max_bytes: int = 256 * 1024) -> list[str] | None:
+    """The last `lines` lines of a file, reading at most its last `max_bytes` (logs grow large)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    # Progress bars redraw with carriage returns: keep each line's final state.
+    tail = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
+    if size > max_bytes and tail:
+        tail = tail[1:]  # the first line was cut by the seek
+    return tail[-lines:]
