@@ -295,6 +295,14 @@ if DEFAULT_GPU_TYPE not in GPU_TABLE:
     raise ImproperlyConfigured(f"DEFAULT_GPU_TYPE={DEFAULT_GPU_TYPE!r} is not in GPU_TABLE ({', '.join(GPU_TABLE)})")
 ESTIMATE_OVERHEAD_MINUTES = {"startup": 4.0, "model_loading": 10.0, "validation": 8.0}
 MAX_RECOVERIES = env_int("MAX_RECOVERIES", 5, minimum=0)
+# A launch that fails transiently (no capacity, network, RunPod 5xx) is tried again after
+# LAUNCH_RETRY_BASE_SECONDS x 2^n (capped at LAUNCH_RETRY_MAX_SECONDS), up to LAUNCH_RETRY_LIMIT
+# times; each wait is a `launch_retry` event on the job. 0 turns automatic retries off.
+LAUNCH_RETRY_LIMIT = env_int("LAUNCH_RETRY_LIMIT", 5, minimum=0)
+LAUNCH_RETRY_BASE_SECONDS = env_int("LAUNCH_RETRY_BASE_SECONDS", 30, minimum=1)
+LAUNCH_RETRY_MAX_SECONDS = env_int("LAUNCH_RETRY_MAX_SECONDS", 600, minimum=1)
+# After this many interruptions of a spot job, its next attempts run on-demand (0: never).
+SPOT_FALLBACK_AFTER_INTERRUPTIONS = env_int("SPOT_FALLBACK_AFTER_INTERRUPTIONS", 0, minimum=0)
 MONEY = Decimal("0.01")
 
 # RunPod (issue 4 builds the executor on these).

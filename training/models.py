@@ -403,6 +403,8 @@ class JobEvent(models.Model):
         ACTION = "action"
         ANOMALY = "anomaly"
         MILESTONE = "milestone"
+        LAUNCH_RETRY = "launch_retry"
+        FALLBACK = "fallback"
 
     class Severity(models.TextChoices):
         INFO = "info"

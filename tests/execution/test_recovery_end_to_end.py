@@ -4,6 +4,7 @@ committed checkpoint to completion (tasks inline, webhooks to a live server, the
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 
@@ -30,9 +31,10 @@ def inline_tasks(monkeypatch):
     monkeypatch.setattr(tasks.stop_job_execution, "delay", lambda job_id: execution.stop_attempt(job_id))
 
 
-def test_a_killed_worker_is_recovered_and_resumes_from_its_checkpoint(
-        live_server, settings, tmp_path, tiny_model, tiny_dataset, django_user_model, inline_tasks):
-    from training.services import execution, jobs
+@pytest.fixture
+def new_job(live_server, settings, tmp_path, tiny_model, tiny_dataset, django_user_model, inline_tasks):
+    """Creates and starts jobs on the tiny model through the real services (local executor)."""
+    from training.services import jobs
     from training.services.datasets import ingest_training_file
 
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -43,22 +45,45 @@ def test_a_killed_worker_is_recovered_and_resumes_from_its_checkpoint(
     base_model = BaseModel.objects.create(slug="tiny", name="tiny", model_id=str(tiny_model),
                                           parameter_count=100_000, recommended_gpu="CPU_LOCAL",
                                           is_embedded=True)
-    job = jobs.create_job(user=user, training_file=training_file, base_model=base_model, overrides={
-        "max_steps": 48, "checkpoint_interval": 4, "per_device_batch_size": 2,
-        "max_seq_length": 128, "eval_interval": 8, "learning_rate": 1e-3})
-    jobs.start_job(job, user=user)
 
-    killed = False
+    def make(**overrides):
+        job = jobs.create_job(user=user, training_file=training_file, base_model=base_model, overrides={
+            "checkpoint_interval": 4, "per_device_batch_size": 2, "max_seq_length": 128, "eval_interval": 8,
+            "learning_rate": 1e-3, **overrides})
+        jobs.start_job(job, user=user)
+        return job
+
+    return make
+
+
+def run_to_the_end(job, kill_when=None, poll_every: float = 0.2):
+    """Poll the job as beat would, until it ends; `kill_when(job)` decides when to SIGKILL the
+    worker's process group (no emergency checkpoint)."""
+    from training.services import execution
+
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while not job.is_terminal:
         assert time.monotonic() < deadline, list(job.events.values_list("event_type", "payload"))
-        # Poll often: the kill must land between the first checkpoint and the end of the run.
-        time.sleep(0.2)
+        time.sleep(poll_every)
         execution.poll_job(str(job.pk))
         job.refresh_from_db()
+        if kill_when is not None and job.status == Status.TRAINING and kill_when(job):
+            os.killpg(job.executor_ref["pgid"], signal.SIGKILL)
+    return job
+
+
+def test_a_killed_worker_is_recovered_and_resumes_from_its_checkpoint(new_job, settings):
+    job = new_job(max_steps=48)
+    killed = []
+
+    def kill_when(job):
+        # Poll often: the kill must land between the first checkpoint and the end of the run.
         if not killed and job.attempt == 1 and job.last_checkpoint_step is not None:
-            os.killpg(job.executor_ref["pgid"], signal.SIGKILL)  # no emergency checkpoint
-            killed = True
+            killed.append(job.current_step)
+            return True
+        return False
+
+    job = run_to_the_end(job, kill_when)
 
     assert job.status == Status.COMPLETED, (job.error_message, job.executor_ref)
     assert (job.attempt, job.checkpoint_recovery_count) == (2, 1)
@@ -70,3 +95,54 @@ def test_a_killed_worker_is_recovered_and_resumes_from_its_checkpoint(
     assert job.billable_seconds > 0
     adapter = settings.MEDIA_ROOT / "jobs" / str(job.pk) / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file()
+
+
+def test_three_kills_at_random_steps_and_the_job_still_finishes_with_the_uninterrupted_loss(
+        new_job, settings, monkeypatch):
+    """kill -9 the worker three times, each at a random step after one of its own checkpoints
+    was committed. The job recovers by itself each time (interruption count 3), re-trains at most
+    one checkpoint interval per interruption, and ends at the same training loss as the same
+    job left alone (deterministic CPU run, exact resume)."""
+    from training.services import execution
+
+    interval, total = 4, 60
+    build = execution.build_worker_config
+    # Metric batches every 0.3 s instead of 5 s: what the worker reported is then close to what
+    # it trained when it was killed, which is what the re-training bound below is measured on.
+    monkeypatch.setattr(execution, "build_worker_config", lambda job: {**build(job), "metrics_flush_interval": 0.3})
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    # One kill in each third of the run, at a random step; each only after a checkpoint of the
+    # attempt being killed (so it lands at a random point between two checkpoints).
+    targets = [rng.randint(lo, lo + 12) for lo in (6, 26, 44)]
+    kills: list[tuple[int, int]] = []
+
+    def kill_when(job):
+        k = len(kills)
+        if k == 3 or job.attempt != k + 1 or (job.current_step or 0) < targets[k]:
+            return False
+        own = job.events.filter(event_type=JobEvent.Type.CHECKPOINT_SAVED, attempt=job.attempt).exists()
+        if not own:
+            return False
+        kills.append((job.attempt, job.current_step))
+        return True
+
+    job = run_to_the_end(new_job(max_steps=total), kill_when, poll_every=0.1)
+    context = f"seed {seed}, targets {targets}, kills {kills}"
+    assert job.status == Status.COMPLETED, (context, job.error_message)
+    assert len(kills) == 3, context
+    assert (job.attempt, job.checkpoint_recovery_count) == (4, 3), context
+    assert job.recovery_summary().startswith("Interrupted 3×"), job.recovery_summary()
+    assert job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 4
+    for attempt in (1, 2, 3):
+        reported = [p["step"] for e in job.events.filter(event_type=JobEvent.Type.METRICS, attempt=attempt)
+                    for p in e.payload.get("points", [])]
+        resumed = job.events.get(event_type=JobEvent.Type.RESUMED, attempt=attempt + 1).payload["resumed_from_step"]
+        retrained = max(reported) - resumed
+        assert 0 <= retrained <= interval, (context, attempt, max(reported), resumed)
+    interrupted_loss = job.results["final"]["final_train_loss"]
+
+    alone = run_to_the_end(new_job(max_steps=total))
+    assert alone.status == Status.COMPLETED and alone.checkpoint_recovery_count == 0
+    assert abs(interrupted_loss - alone.results["final"]["final_train_loss"]) < 1e-4, (
+        context, interrupted_loss, alone.results["final"]["final_train_loss"])

@@ -129,8 +129,13 @@ def launch_attempt(job_id) -> None:
     try:
         result = executor.launch(job, build_worker_config(job))
     except ExecutorError as exc:
-        fail_job(job.pk, job.attempt, exc.error_type, exc.message, exc.suggested_fix,
-                 details={"transient": exc.transient, "suggested_config": exc.suggested_config})
+        if exc.transient and schedule_launch_retry(job, exc):
+            return
+        retries = int((job.executor_ref or {}).get("launch_retries", 0))
+        message = exc.message + (f" (still failing after {retries} automatic retries)" if retries else "")
+        fail_job(job.pk, job.attempt, exc.error_type, message, exc.suggested_fix,
+                 details={"transient": exc.transient, "suggested_config": exc.suggested_config,
+                          "launch_retries": retries})
         return
     ref = {**result.ref, "billing_base": job.billable_seconds}
     rate = result.hourly_rate or hourly_rate_for(job)
@@ -142,6 +147,52 @@ def launch_attempt(job_id) -> None:
     JobEvent.objects.create(job=job, event_type=JobEvent.Type.LAUNCHED, source="executor", attempt=job.attempt,
                             payload={"executor": job.executor, "ref": _public_ref(ref), "hourly_rate": str(rate)},
                             processed=True, processed_at=timezone.now())
+
+
+def launch_backoff_seconds(retry: int, base: int, cap: int) -> int:
+    """Seconds to wait before automatic launch retry number `retry` (0-based): base x 2^retry,
+    capped. Pure; Hypothesis-tested (never below base, never above cap, never decreasing)."""
+    if retry < 0:
+        raise ValueError(f"retry must be >= 0, got {retry}")
+    return min(cap, base * (2 ** min(retry, 32)))
+
+
+def schedule_launch_retry(job: TrainingJob, exc: ExecutorError) -> bool:
+    """A transient launch failure (no capacity, network): try the same attempt again after a
+    backoff, visibly (a `launch_retry` event says why and when). False once LAUNCH_RETRY_LIMIT
+    retries are spent: the caller fails the job with the executor's explanation.
+
+    The job stays PROVISIONING with no launch recorded and `retry_at` in its executor_ref. A
+    Celery task is enqueued with that countdown; the poll (`_relaunch_if_stuck`) launches it if
+    that task is lost, or, with in-process tasks (no countdown there), once retry_at has passed.
+    """
+    from .. import tasks
+
+    ref = job.executor_ref or {}
+    retries = int(ref.get("launch_retries", 0))
+    limit = settings.LAUNCH_RETRY_LIMIT
+    if retries >= limit:
+        return False
+    delay = launch_backoff_seconds(retries, settings.LAUNCH_RETRY_BASE_SECONDS, settings.LAUNCH_RETRY_MAX_SECONDS)
+    now = timezone.now()
+    retry_at = now + timedelta(seconds=delay)
+    with transaction.atomic():
+        if not _merge_ref(job, {"launch_retries": retries + 1, "retry_at": retry_at.isoformat(),
+                                "last_launch_error": exc.error_type},
+                          status__in={Status.PROVISIONING}):
+            return True  # cancelled (or superseded) meanwhile: nothing to retry
+        JobEvent.objects.create(
+            job=job, event_type=JobEvent.Type.LAUNCH_RETRY, source="executor", attempt=job.attempt,
+            severity=JobEvent.Severity.WARNING, processed=True, processed_at=now,
+            payload={"error_type": exc.error_type, "message": exc.message, "suggested_fix": exc.suggested_fix,
+                     "retry": retries + 1, "limit": limit, "delay_seconds": delay,
+                     "retry_at": retry_at.isoformat()},
+        )
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            transaction.on_commit(lambda: tasks.launch_job.apply_async((str(job.pk),), countdown=delay))
+    logger.warning("job %s: launch failed (%s); retry %s of %s in %s s", job.pk, exc.error_type,
+                   retries + 1, limit, delay)
+    return True
 
 
 def fail_job(job_id, attempt: int | None, error_type: str, message: str, fix: str = "", *,
@@ -253,6 +304,15 @@ def _has_worker_event(job: TrainingJob, *event_types: str) -> bool:
 def _relaunch_if_stuck(job: TrainingJob, now: datetime) -> None:
     from .. import tasks
 
+    retry_at = _parse((job.executor_ref or {}).get("retry_at"))
+    if retry_at is not None and job.status == Status.PROVISIONING:
+        # A launch waiting out its backoff: the countdown task launches it; the poll steps in
+        # only if that task was lost (or, with in-process tasks, as soon as the wait is over).
+        due = retry_at + timedelta(seconds=0 if settings.CELERY_TASK_ALWAYS_EAGER else STUCK_LAUNCH_SECONDS)
+        if now >= due:
+            logger.warning("job %s: launch retry due since %s; launching", job.pk, retry_at)
+            tasks.launch_job.delay(str(job.pk))
+        return
     since = job.updated_at or job.attempt_started_at
     if since and now - since > timedelta(seconds=STUCK_LAUNCH_SECONDS):
         logger.warning("job %s has been %s with no worker for %s; launching again", job.pk, job.status, now - since)
@@ -299,7 +359,28 @@ def handle_interruption(job_id, attempt: int, reason: str) -> bool:
                 sources={Status.RECOVERING},
             )
         else:
+            fall_back_to_on_demand(job, count)
             transaction.on_commit(lambda: tasks.launch_job.delay(str(job.pk)))
+    return True
+
+
+def fall_back_to_on_demand(job: TrainingJob, interruptions: int) -> bool:
+    """After SPOT_FALLBACK_AFTER_INTERRUPTIONS interruptions of a spot job, run its next
+    attempts on-demand (costlier, but not taken away), and say so on the job."""
+    after = settings.SPOT_FALLBACK_AFTER_INTERRUPTIONS
+    if not after or interruptions < after or job.gpu_pricing_tier != TrainingJob.PricingTier.SPOT:
+        return False
+    if not TrainingJob.objects.filter(pk=job.pk, gpu_pricing_tier=TrainingJob.PricingTier.SPOT).update(
+            gpu_pricing_tier=TrainingJob.PricingTier.ON_DEMAND):
+        return False
+    job.gpu_pricing_tier = TrainingJob.PricingTier.ON_DEMAND
+    JobEvent.objects.create(
+        job=job, event_type=JobEvent.Type.FALLBACK, source="control_plane", attempt=job.attempt,
+        severity=JobEvent.Severity.WARNING, processed=True, processed_at=timezone.now(),
+        payload={"from": "spot", "to": "on_demand", "interruptions": interruptions,
+                 "message": f"Interrupted {interruptions}× on spot; the next attempts run on-demand "
+                            f"(SPOT_FALLBACK_AFTER_INTERRUPTIONS={after})."},
+    )
     return True
 
 
@@ -427,6 +508,7 @@ def _parse(value: str | None) -> datetime | None:
 
 
 __all__ = [
-    "build_worker_config", "handle_interruption", "launch_attempt", "poll_active_jobs", "poll_job",
+    "build_worker_config", "fall_back_to_on_demand", "handle_interruption", "launch_attempt",
+    "launch_backoff_seconds", "schedule_launch_retry", "poll_active_jobs", "poll_job",
     "stop_attempt",
 ]

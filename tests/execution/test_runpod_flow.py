@@ -1,0 +1,207 @@
+"""Jobs on RunPod, end to end through the control plane's services, the real `runpod` SDK and
+the stand-in (tests/runpod_standin.py); the worker's reports are signed webhooks (FakeWorker).
+
+Spot launch, on-demand launch, preemption -> recovery -> completion, no capacity -> classified
+error -> automatic retries with backoff -> launch or failure, the spot -> on-demand fallback,
+and cancel -> terminate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import runpod
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.runpod_standin import RunPodStandIn
+from tests.webhooks.conftest import FakeWorker
+from training.lifecycle import Status
+from training.models import JobEvent, TrainingJob
+from training.services import execution, jobs
+
+KEY = "rp-flow-key"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(settings, monkeypatch):
+    with RunPodStandIn(api_key=KEY) as standin:
+        settings.RUNPOD_API_KEY = KEY
+        settings.RUNPOD_API_BASE_URL = standin.base_url
+        settings.RUNPOD_WORKER_IMAGE = "ghcr.io/example/lora-gpu-worker:1.0"
+        settings.RUNPOD_SPOT_BID_PER_GPU = None
+        settings.RUNPOD_NETWORK_VOLUME_ID = ""
+        settings.PUBLIC_BASE_URL = "https://lora.example.com"
+        monkeypatch.setenv("RUNPOD_API_BASE_URL", standin.base_url)
+        monkeypatch.setattr(runpod, "api_key", None)
+        yield standin
+
+
+@pytest.fixture
+def scheduled(monkeypatch) -> list[tuple[str, int]]:
+    """launch_job.apply_async(countdown=...) calls (automatic launch retries), recorded."""
+    from training import tasks
+
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(tasks.launch_job, "apply_async", lambda args, countdown=None, **kw: calls.append(
+        (args[0], countdown)))
+    return calls
+
+
+@pytest.fixture
+def pod_job(make_job):
+    def make(tier: str = "spot") -> TrainingJob:
+        return make_job(executor="runpod", gpu_pricing_tier=tier, status=Status.QUEUED)
+    return make
+
+
+def pod_of(api: RunPodStandIn, job: TrainingJob):
+    job.refresh_from_db()
+    return api.pods[job.executor_ref["pod_id"]]
+
+
+def report(client, job: TrainingJob, *events: tuple[str, dict]) -> FakeWorker:
+    worker = FakeWorker(client, job, attempt=job.attempt, secret=job.secret)
+    for type_, data in events:
+        assert worker.send(type_, data).status == 200, (type_, data)
+    return worker
+
+
+def test_a_spot_job_is_preempted_recovers_on_a_new_pod_and_completes(api, pod_job, client, enqueued, settings,
+                                                                      django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    job = pod_job("spot")
+    execution.launch_attempt(job.pk)
+    first = pod_of(api, job)
+    assert (job.status, job.attempt, first.interruptible) == (Status.PROVISIONING, 1, True)
+    old = report(client, job, ("started", {"device": "cuda"}), ("stage_changed", {"stage": "training"}),
+                 ("checkpoint_saved", {"step": 100, "files": 3}))
+
+    api.preempt(first.id)  # the spot pod is reclaimed: it disappears without a word
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.checkpoint_recovery_count) == (Status.RECOVERING, 1)
+    assert enqueued["launch_job"] == [str(job.pk)]
+
+    execution.launch_attempt(job.pk)  # the enqueued launch task
+    second = pod_of(api, job)
+    assert (job.attempt, second.interruptible) == (2, True) and second.id != first.id
+    assert '"resume_from":"latest"' in second.env["GPU_WORKER_CONFIG"].replace(" ", "")
+    assert old.send("metrics", {"points": []}).status == 409  # the first attempt is superseded
+
+    report(client, job, ("started", {"device": "cuda"}), ("resumed", {"resumed_from_step": 100}),
+           ("stage_changed", {"stage": "training"}),
+           ("completed", {"final_train_loss": 0.9, "steps": 200, "summary": {}}))
+    api.exit(second.id)
+    execution.poll_job(job.pk)  # closes the bill
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED and job.resumed_from_step == 100
+    assert job.recovery_summary().startswith("Interrupted 1×, resumed from step 100")
+    assert job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 2
+
+
+def test_an_on_demand_job_launches_through_create_pod_and_cancel_terminates_it(api, pod_job, enqueued,
+                                                                                 django_capture_on_commit_callbacks):
+    job = pod_job("on_demand")
+    execution.launch_attempt(job.pk)
+    pod = pod_of(api, job)
+    assert pod.interruptible is False and api.calls("podFindAndDeployOnDemand")
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.cancel_job(job, user=job.created_by)
+    assert enqueued["stop_job_execution"] == [str(job.pk)]
+    execution.stop_attempt(job.pk)  # the enqueued stop task
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED and pod.id not in api.pods
+    assert job.executor_ref.get("billing_closed") and job.actual_cost is not None
+
+
+def test_no_capacity_is_retried_automatically_with_backoff_and_then_launches(api, pod_job, scheduled, settings,
+                                                                              django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.LAUNCH_RETRY_LIMIT, settings.LAUNCH_RETRY_BASE_SECONDS, settings.LAUNCH_RETRY_MAX_SECONDS = 3, 30, 600
+    job = pod_job("spot")
+    api.no_capacity = True
+    for expected_delay in (30, 60):
+        with django_capture_on_commit_callbacks(execute=True):
+            execution.launch_attempt(job.pk)
+        job.refresh_from_db()
+        assert job.status == Status.PROVISIONING and api.pods == {}
+        assert scheduled[-1] == (str(job.pk), expected_delay)
+    retries = list(job.events.filter(event_type=JobEvent.Type.LAUNCH_RETRY).order_by("id").values_list(
+        "payload", flat=True))
+    assert [(r["retry"], r["limit"], r["delay_seconds"], r["error_type"]) for r in retries] == [
+        (1, 3, 30, "gpu_provisioning"), (2, 3, 60, "gpu_provisioning")]
+    assert "capacity" in retries[0]["message"]
+
+    api.no_capacity = False  # capacity is back when the delayed task runs
+    execution.launch_attempt(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.PROVISIONING and job.attempt == 1 and len(api.pods) == 1
+    assert job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 1
+
+
+def test_no_capacity_past_the_retry_limit_fails_with_the_classified_error_and_a_one_click_fix(
+        api, pod_job, scheduled, settings, django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.LAUNCH_RETRY_LIMIT = 2
+    job = pod_job("spot")
+    api.no_capacity = True
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            execution.launch_attempt(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and len(scheduled) == 2
+    assert job.error_type == "gpu_provisioning"
+    assert job.error_message == ("No H100 PCIe 80GB capacity available right now. "
+                                 "(still failing after 2 automatic retries)")
+    assert job.error_details["suggested_config"] == {"gpu_pricing_tier": "on_demand"}
+
+    api.no_capacity = False
+    retry = jobs.retry_job(job, user=job.created_by)  # the admin action / POST .../retry
+    assert retry.gpu_pricing_tier == "on_demand" and retry.parent_id == job.pk
+
+
+def test_with_in_process_tasks_the_poll_launches_the_retry_once_its_wait_is_over(api, pod_job, settings,
+                                                                                 enqueued):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the embedded default: no countdown tasks
+    job = pod_job("spot")
+    api.no_capacity = True
+    execution.launch_attempt(job.pk)
+    execution.poll_job(job.pk)
+    assert enqueued["launch_job"] == []  # still waiting out the backoff
+    job.refresh_from_db()
+    past = (timezone.now() - timedelta(seconds=1)).isoformat()
+    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "retry_at": past})
+    execution.poll_job(job.pk)
+    assert enqueued["launch_job"] == [str(job.pk)]
+
+
+def test_after_n_spot_interruptions_the_next_attempt_runs_on_demand(api, pod_job, settings, enqueued,
+                                                                    django_capture_on_commit_callbacks):
+    settings.SPOT_FALLBACK_AFTER_INTERRUPTIONS = 2
+    job = pod_job("spot")
+    tiers = []
+    for _ in range(3):
+        execution.launch_attempt(job.pk)
+        pod = pod_of(api, job)
+        tiers.append(pod.interruptible)
+        if len(tiers) < 3:
+            api.preempt(pod.id)
+            with django_capture_on_commit_callbacks(execute=True):
+                execution.poll_job(job.pk)
+    job.refresh_from_db()
+    assert tiers == [True, True, False]
+    assert job.gpu_pricing_tier == "on_demand" and job.attempt == 3
+    fallback = job.events.get(event_type=JobEvent.Type.FALLBACK)
+    assert fallback.payload["interruptions"] == 2 and "on-demand" in fallback.payload["message"]
+
+
+@given(st.integers(0, 100), st.integers(1, 120), st.integers(1, 3600))
+def test_launch_backoff_doubles_from_the_base_up_to_the_cap(retry, base, cap):
+    delay = execution.launch_backoff_seconds(retry, base, cap)
+    assert min(base, cap) <= delay <= cap
+    assert delay == min(cap, base * 2 ** retry)
+    assert execution.launch_backoff_seconds(retry + 1, base, cap) >= delay
