@@ -56,7 +56,9 @@ class MetricsSink:
         self._lock = threading.Lock()
         self._points: list[dict[str, Any]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8", buffering=1 << 16)
+        # Line-buffered: one small write per logged step, so a worker killed with SIGKILL still
+        # leaves every step it logged on disk (post-mortems and the recovery tests read it).
+        self._file = path.open("a", encoding="utf-8", buffering=1)
 
     def add(self, point: dict[str, Any]) -> None:
         with self._lock:
@@ -251,6 +253,7 @@ class WorkerCallback(TrainerCallback):
         step = state.global_step
         point: dict[str, Any] = {
             "step": step,
+            "time": time.time(),  # when the step was logged (wall clock): reports may arrive much later
             "epoch": _finite(logs.get("epoch", state.epoch)),
             "train_loss": None, "eval_loss": None, "learning_rate": None, "grad_norm": None,
             "tokens_per_second": None, "samples_per_second": None,

@@ -133,7 +133,7 @@ class _Job:
             "device": self.placement.device, "quantization": self.placement.quantization,
             "base_model": config.base_model, "pid": os.getpid(), "host": socket.gethostname(),
         })
-        self.store = stores.open_store(config.store, secret=config.webhook_secret)
+        self.store = stores.open_store(config.store, secret=config.webhook_secret, attempt=config.attempt)
 
         self.stage("preprocessing")
         dataset_path = self.fetch_dataset()
@@ -524,7 +524,21 @@ def _score_only_labelled_positions() -> None:
 def _worker_trainer_class() -> type:
     """SFTTrainer plus non-padding token counting and tokenizer-free checkpoints (defined lazily:
     importing trl is slow and must stay out of `--help`)."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
     from trl import SFTTrainer
+
+    class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+        """Length-grouped order that depends only on (seed, epoch): the Trainer (through
+        accelerate) calls set_epoch before each epoch, including the one a resume starts in."""
+
+        def __init__(self, batch_size: int, *, lengths: list[int], seed: int) -> None:
+            super().__init__(batch_size, lengths=lengths)
+            self.seed = seed
+            self.set_epoch(0)
+
+        def set_epoch(self, epoch: int) -> None:
+            self.generator = torch.Generator().manual_seed(self.seed + int(epoch))
 
     class WorkerTrainer(SFTTrainer):
         _tokens: Any = 0
@@ -542,6 +556,17 @@ def _worker_trainer_class() -> type:
                 cu = inputs.get("cu_seq_lens_q")
                 self._samples += int(cu.numel() - 1) if cu is not None else int(inputs["input_ids"].shape[0])
             return super().training_step(model, inputs, num_items_in_batch)
+
+        def _get_train_sampler(self, train_dataset=None):
+            sampler = super()._get_train_sampler(train_dataset)
+            if type(sampler) is LengthGroupedSampler:
+                # transformers' length-grouped sampler shuffles with the global RNG each epoch,
+                # which a resume restores to the checkpoint's mid-epoch state: a run resumed in
+                # epoch 2 or later would draw other batches than the uninterrupted run. Seeded
+                # per epoch instead, as accelerate's seedable RandomSampler is.
+                return EpochSeededLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths,
+                                                       seed=self.args.data_seed or self.args.seed)
+            return sampler
 
         def take_token_counts(self) -> tuple[int, int]:
             tokens, samples = int(self._tokens), self._samples

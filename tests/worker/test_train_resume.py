@@ -90,3 +90,47 @@ def test_sigterm_before_training_exits_4_without_a_checkpoint(tmp_path, job_conf
     assert receiver.events[-1]["data"]["last_checkpoint_step"] is None
     assert not (tmp_path / "store" / "checkpoints").exists() or not any((tmp_path / "store" / "checkpoints").iterdir())
 
+
+
+def test_a_sigkill_in_a_later_epoch_resumes_onto_the_same_batches(tmp_path, job_config):
+    """kill -9 (no emergency checkpoint) in the third epoch; the next attempt resumes from the last
+    periodic checkpoint and trains exactly the uninterrupted run's losses. The length-grouped
+    order is seeded per epoch: with the global RNG (transformers' default) the resumed epoch
+    drew other batches."""
+    import time
+
+    from tests.worker.conftest import read_metrics_file
+
+    def config(name: str, attempt: int = 1, store: str = "store"):
+        return job_config(output_dir=str(tmp_path / name), attempt=attempt, max_steps=48, per_device_batch_size=2,
+                          checkpoint_interval=4, eval_interval=0, evaluators=[], max_seq_length=128,
+                          store={"kind": "local", "root": str(tmp_path / store)}, resume_from="latest")
+
+    reference = run_worker(config("reference", store="reference-store"), tmp_path / "reference.json")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    expected = train_losses(read_metrics_file(tmp_path / "reference" / "metrics.jsonl"))
+    per_epoch = 16  # 40 records, 32 for training, 2 per step
+
+    first = start_worker(config("attempt1"), tmp_path / "attempt1.json")
+    metrics = tmp_path / "attempt1" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    try:
+        while first.poll() is None and time.monotonic() < deadline:
+            # Past the checkpoint at step 36, 4 steps into the third epoch: a resume mid-epoch.
+            if metrics.exists() and any(p["step"] >= 2 * per_epoch + 7 for p in read_metrics_file(metrics)):
+                first.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL
+
+    second = run_worker(config("attempt2", attempt=2), tmp_path / "attempt2.json")
+    assert second.returncode == 0, second.stderr[-3000:]
+    resumed = train_losses(read_metrics_file(tmp_path / "attempt2" / "metrics.jsonl"))
+    resumed_from = min(resumed) - 1
+    assert resumed_from > 2 * per_epoch and resumed_from % per_epoch, resumed_from  # inside the third epoch
+    worst = max(abs(resumed[s] - expected[s]) for s in resumed)
+    assert worst < 1e-4, f"resumed run drifted from the uninterrupted one by {worst}"
