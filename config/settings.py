@@ -183,6 +183,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Artifacts (artifacts/): customer download links, worker upload/download URLs, retention.
 ARTIFACT_URL_TTL_SECONDS = env_int("ARTIFACT_URL_TTL_SECONDS", 24 * 3600, minimum=60)
 WORKER_URL_TTL_SECONDS = env_int("WORKER_URL_TTL_SECONDS", 3600, minimum=60)
+# Worker uploads at least this large go to S3 as a multipart upload (presigned part URLs), so
+# checkpoints and adapters beyond S3's 5 GB single-PUT limit work and a failed part is retried
+# alone. S3 parts are at least 5 MiB (except the last), at most 10,000 per upload.
+WORKER_MULTIPART_THRESHOLD_BYTES = env_int("WORKER_MULTIPART_THRESHOLD_BYTES", 256 * 1024 * 1024, minimum=5 * 1024 * 1024)
+WORKER_MULTIPART_PART_BYTES = env_int("WORKER_MULTIPART_PART_BYTES", 128 * 1024 * 1024, minimum=5 * 1024 * 1024)
 # The largest single file a worker may PUT (S3's single-PUT limit is 5 GB).
 ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3, minimum=1)
 CHECKPOINT_RETENTION_DAYS = env_int("CHECKPOINT_RETENTION_DAYS", 7, minimum=0)
@@ -230,7 +235,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redis redelivers an unacknowledged task after this many seconds; it must exceed the longest
 # task (a RunPod launch with retries takes a few minutes), or a running task is started twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    # Sweep for abandoned tasks every 10 s (kombu's default scans only every 10th sweep, ~100 s),
+    # so a task whose worker died comes back within the visibility timeout plus ~10 s.
+    "unacked_restore_throttle": 1,
+}
 # Hard and soft limits bound the longest task below the visibility timeout.
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_TASK_SOFT_TIME_LIMIT = 840

@@ -15,6 +15,7 @@ we send fails loudly instead of passing against a lenient fake.
         api.exit(pod_id)               # desiredStatus EXITED
         api.no_capacity = True         # deploy mutations answer RunPod's "no instances" error
         api.fail_next("Insufficient balance ...")   # the next deploy mutation answers this error
+        api.deploy_answer_delay = 20   # a deploy creates its pod at once but answers 20 s later
         api.slow_start_seconds = 60    # new pods report runtime null until then ...
         api.advance(61)                # ... and this moves the stand-in's clock, no sleeping
         api.requests                   # every request: operation, root fields, inputs, headers
@@ -260,6 +261,9 @@ class RunPodStandIn:
         self.requests: list[RecordedRequest] = []
         self.no_capacity = False
         self.slow_start_seconds = 0.0
+        # Seconds a deploy mutation waits, after creating its pod, before answering: the window
+        # in which a launcher can die having rented a pod it never recorded.
+        self.deploy_answer_delay = 0.0
         self._failures: list[str] = []
         self._clock_offset = 0.0
         self._lock = threading.RLock()
@@ -353,6 +357,9 @@ class RunPodStandIn:
         body = {"data": data}
         if errors:
             body["errors"] = errors
+        if self.deploy_answer_delay and not errors and {"podFindAndDeployOnDemand", "podRentInterruptable"} & {
+                f.name for f in operation.selection}:
+            time.sleep(self.deploy_answer_delay)
         return 200, body
 
     def _resolve_root(self, op_type: str, root: Field) -> Any:
@@ -493,11 +500,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, body: dict) -> None:
         payload = json.dumps(body).encode()
-        self.send_response(HTTPStatus(status))
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(HTTPStatus(status))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller died waiting (deploy_answer_delay tests kill it on purpose)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
         pass

@@ -1,0 +1,190 @@
+"""Never two live attempts, with real processes racing:
+
+- a Celery worker killed (SIGKILL) in the middle of a launch, after RunPod rented the pod but
+  before the launch was recorded: the task is redelivered to another worker, which finds that
+  pod instead of renting a second one;
+- two pollers (as two beat schedulers' poll tasks would) polling the same job at once for 10
+  cycles while its spot pods are preempted: one relaunch per interruption.
+
+Real processes, real PostgreSQL (they must see the test database) and Redis, the real `runpod`
+SDK against the stand-in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import runpod
+
+from tests.runpod_standin import RunPodStandIn
+from training.lifecycle import Status
+from training.models import BaseModel, JobEvent, TrainingFile, TrainingJob
+
+from .test_celery_integration import REPO_ROOT, broker, database_url  # noqa: F401 (broker: a fixture)
+
+KEY = "rp-race-key"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def api(settings, monkeypatch):
+    with RunPodStandIn(api_key=KEY) as standin:
+        for name, value in runpod_env(standin).items():
+            setattr(settings, name, value)
+            monkeypatch.setenv(name, value)
+        settings.RUNPOD_SPOT_BID_PER_GPU = None
+        settings.RUNPOD_NETWORK_VOLUME_ID = ""
+        monkeypatch.setattr(runpod, "api_key", None)
+        yield standin
+
+
+def runpod_env(standin: RunPodStandIn) -> dict[str, str]:
+    return {"RUNPOD_API_KEY": KEY, "RUNPOD_API_BASE_URL": standin.base_url,
+            "RUNPOD_WORKER_IMAGE": "ghcr.io/example/lora-gpu-worker:1.0",
+            "PUBLIC_BASE_URL": "https://lora.example.com"}
+
+
+@pytest.fixture
+def pod_job(django_user_model, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    user = django_user_model.objects.create_user(f"racer-{uuid.uuid4().hex[:6]}")
+    training_file = TrainingFile.objects.create(
+        name="tiny", file="datasets/tiny.jsonl", sha256=uuid.uuid4().hex * 2,
+        validation_status=TrainingFile.ValidationStatus.VALID, record_count=4)
+    base_model = BaseModel.objects.create(slug=f"m-{uuid.uuid4().hex[:8]}", name="tiny", model_id="/models/tiny",
+                                          parameter_count=10_000, recommended_gpu="H100_PCIE_80GB")
+    return TrainingJob.objects.create(
+        training_file=training_file, base_model=base_model, name="race", created_by=user, secret="s3cret",
+        configuration={"base_model": "/models/tiny", "hyperparameters": {"max_steps": 4}},
+        executor="runpod", gpu_type="H100_PCIE_80GB", gpu_pricing_tier="spot", status=Status.QUEUED)
+
+
+def start_celery_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-P", "solo", "-c", "1",
+             "-Q", "celery", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while log_path.read_text(errors="replace").count("ready.") < 1 + getattr(start_celery_worker, "started", 0):
+        assert proc.poll() is None, f"celery worker exited:\n{log_path.read_text()}"
+        assert time.monotonic() < deadline, f"celery worker not ready:\n{log_path.read_text()}"
+        time.sleep(0.2)
+    start_celery_worker.started = getattr(start_celery_worker, "started", 0) + 1
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=20)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_celery_worker_killed_mid_launch_leaves_exactly_one_pod(api, pod_job, broker, postgres_required,  # noqa: F811
+                                                                   settings, tmp_path):
+    from training.services import jobs
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    visibility = 60  # the shortest CELERY_VISIBILITY_TIMEOUT the settings accept
+    env = {**os.environ, **runpod_env(api), "DATABASE_URL": database_url(), "REDIS_URL": broker,
+           "CELERY_TASK_ALWAYS_EAGER": "false", "CELERY_VISIBILITY_TIMEOUT": str(visibility),
+           "MEDIA_ROOT": str(settings.MEDIA_ROOT), "LOG_LEVEL": "INFO"}
+    log = tmp_path / "celery.log"
+    start_celery_worker.started = 0
+    api.deploy_answer_delay = 40  # RunPod rents the pod, then the launcher dies before the answer
+    first = start_celery_worker(env, log)
+    TrainingJob.objects.filter(pk=pod_job.pk).update(status=Status.PENDING)
+    pod_job.refresh_from_db()
+    try:
+        jobs.start_job(pod_job, user=pod_job.created_by)  # enqueues launch_job on commit
+        wait_for(lambda: api.pods, 60, "the first worker's deploy request")
+        stop(first)  # SIGKILL: the task is neither acknowledged nor finished
+    finally:
+        stop(first)
+    rented = list(api.pods)
+    pod_job.refresh_from_db()
+    assert pod_job.status == Status.PROVISIONING and not pod_job.executor_ref.get("pod_id")
+
+    api.deploy_answer_delay = 0
+    second = start_celery_worker(env, log)
+    try:
+        # Redis hands the unacknowledged task out again once the visibility timeout has passed.
+        wait_for(lambda: TrainingJob.objects.get(pk=pod_job.pk).executor_ref.get("pod_id"), visibility + 60,
+                 "the redelivered launch to record a pod")
+    finally:
+        stop(second)
+    pod_job.refresh_from_db()
+    assert list(api.pods) == rented, "a second pod was rented"
+    assert pod_job.executor_ref["pod_id"] == rented[0] and pod_job.attempt == 1
+    assert len(api.calls("podRentInterruptable")) == 1
+    assert pod_job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 1
+
+
+POLLER = """
+import os, sys, time
+import django
+django.setup()
+from training.services import execution
+job_id, start, period, cycles = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+for cycle in range(cycles):
+    time.sleep(max(0.0, start + cycle * period - time.time()))
+    execution.poll_job(job_id)
+    print("cycle", cycle, flush=True)
+"""
+
+
+def test_two_pollers_for_ten_cycles_relaunch_once_per_interruption(api, pod_job, postgres_required, settings,
+                                                                    tmp_path):
+    from training.services import execution
+
+    execution.launch_attempt(pod_job.pk)
+    env = {**os.environ, **runpod_env(api), "DATABASE_URL": database_url(), "REDIS_URL": "",
+           "CELERY_TASK_ALWAYS_EAGER": "true",  # the winner's relaunch runs inside its poll
+           "MEDIA_ROOT": str(settings.MEDIA_ROOT), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    period, cycles = 0.8, 10
+    start = time.time() + 8  # both processes loaded and waiting on the same clock
+    pollers = [subprocess.Popen([sys.executable, "-c", POLLER, str(pod_job.pk), str(start), str(period),
+                                 str(cycles)], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    preempted = []
+    try:
+        for cycle in (2, 5, 8):  # between two cycles, take the current pod away
+            time.sleep(max(0.0, start + (cycle - 0.5) * period - time.time()))
+            pod_id = TrainingJob.objects.get(pk=pod_job.pk).executor_ref.get("pod_id")
+            api.preempt(pod_id)
+            preempted.append(pod_id)
+        outputs = [p.communicate(timeout=120)[0] for p in pollers]
+    finally:
+        for p in pollers:
+            if p.poll() is None:
+                p.kill()
+    for p, output in zip(pollers, outputs, strict=True):
+        assert p.returncode == 0 and output.count("cycle ") == cycles, output[-3000:]
+    pod_job.refresh_from_db()
+    assert len(set(preempted)) == 3, preempted
+    assert pod_job.checkpoint_recovery_count == 3
+    assert pod_job.attempt == 4
+    assert len(api.calls("podRentInterruptable")) == 4  # the first launch and one per interruption
+    live = [pod for pod in api.pods.values()]
+    assert len(live) == 1 and live[0].id == pod_job.executor_ref["pod_id"]
+    assert pod_job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 4
+    assert pod_job.events.filter(payload__to="recovering").count() == 3
