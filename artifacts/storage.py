@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urljoin
 
 from django.conf import settings
@@ -286,6 +286,54 @@ def presigned_url(key: str, method: str = "GET", expires: int = 3600, *,
     token = url_signing.sign_blob_token(key, method, expires)
     path = reverse("artifacts-worker:blob", kwargs={"token": token})
     return urljoin((base_url or settings.PUBLIC_BASE_URL).rstrip("/") + "/", path.lstrip("/"))
+
+
+S3_MIN_PART = 5 * 1024 * 1024
+S3_MAX_PARTS = 10_000
+
+
+def multipart_part_size(size: int, preferred: int) -> int:
+    """The part size for a multipart upload of `size` bytes: `preferred`, raised (to a whole MiB)
+    just enough that the upload needs at most S3_MAX_PARTS parts, and never below S3's 5 MiB
+    minimum. Pure; Hypothesis-tested."""
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    part = max(preferred, S3_MIN_PART)
+    needed = -(-size // S3_MAX_PARTS)  # ceil
+    if part < needed:
+        mib = 1024 * 1024
+        part = -(-needed // mib) * mib
+    return part
+
+
+def multipart_supported() -> bool:
+    return is_s3(default_storage())
+
+
+def start_multipart(key: str, size: int, part_size: int, expires: int) -> dict[str, Any]:
+    """Create an S3 multipart upload of `key` and presign a PUT URL for each part."""
+    storage = default_storage()
+    client, bucket, s3_key = _s3_client(storage), storage.bucket.name, _s3_key(storage, key)
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=s3_key)["UploadId"]
+    count = max(1, -(-size // part_size))
+    urls = [client.generate_presigned_url("upload_part", ExpiresIn=int(expires), Params={
+        "Bucket": bucket, "Key": s3_key, "UploadId": upload_id, "PartNumber": number})
+        for number in range(1, count + 1)]
+    return {"upload_id": upload_id, "part_size": part_size, "urls": urls}
+
+
+def complete_multipart(key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    storage = default_storage()
+    _s3_client(storage).complete_multipart_upload(
+        Bucket=storage.bucket.name, Key=_s3_key(storage, key), UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": int(p["part_number"]), "ETag": str(p["etag"])}
+                                   for p in sorted(parts, key=lambda p: int(p["part_number"]))]})
+
+
+def abort_multipart(key: str, upload_id: str) -> None:
+    storage = default_storage()
+    _s3_client(storage).abort_multipart_upload(Bucket=storage.bucket.name, Key=_s3_key(storage, key),
+                                               UploadId=upload_id)
 
 
 class _CountingReader:

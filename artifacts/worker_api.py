@@ -3,16 +3,17 @@
     POST /api/worker/jobs/<job id>/storage/sign         {"method", "keys"} -> {"urls": {key: url}}
     GET  /api/worker/jobs/<job id>/storage/checkpoints  -> {"committed": [{"step", "manifest"}]}
     POST /api/worker/jobs/<job id>/storage/delete       {"prefix"} -> 204
+    POST /api/worker/jobs/<job id>/storage/multipart    start / complete / abort an S3 multipart upload
     GET|PUT /api/worker/blob/<token>                    filesystem storage only: the signed blob
 
 The control calls are authenticated only by the job's secret (Standard Webhooks signature,
 gpu_worker.signing.verify): no session, no token, no CSRF. Keys are relative to the job's root
 and cannot leave it. A terminal job gets 409, which HttpStore turns into a StoreError at once.
 
-Attempt fencing: HttpStore sends no attempt header, so a superseded attempt that still holds the
-secret is not told apart here; it is fenced by the webhook (409 on its reports makes it exit) and
-a new attempt gets a new secret when the executor rotates it. An `x-worker-attempt` header, if a
-later worker sends one, is checked against the job's attempt.
+Attempt fencing: HttpStore sends its attempt in an `x-worker-attempt` header on every control
+call; one that is not the job's current attempt gets 409, so a superseded attempt that still
+holds the secret can neither sign uploads nor delete checkpoints (its webhook reports get 409 too,
+which makes it exit). A call without the header (older workers, tools) is not fenced here.
 """
 
 from __future__ import annotations
@@ -127,6 +128,57 @@ def sign(request: HttpRequest, job_id) -> HttpResponse:
         for key in keys
     }
     return JsonResponse({"urls": urls})
+
+
+@_control
+@require_http_methods(["POST"])
+def multipart(request: HttpRequest, job_id) -> HttpResponse:
+    """Big uploads to S3 in parts. {"action": "start", "key", "size"} -> {"multipart": false} (use a
+    signed PUT: filesystem storage, or smaller than WORKER_MULTIPART_THRESHOLD_BYTES) or
+    {"multipart": true, "upload_id", "part_size", "urls": [one PUT URL per part]};
+    {"action": "complete", "key", "upload_id", "parts": [{"part_number", "etag"}]} -> 204;
+    {"action": "abort", "key", "upload_id"} -> 204."""
+    body = _control_body(request)
+    job = _authenticated_job(request, job_id, body)
+    payload = _json(body)
+    action, key = payload.get("action"), payload.get("key")
+    if not isinstance(key, str) or not key.startswith(WORKER_AREAS):
+        raise _Refused(400, f"key must be under {', '.join(WORKER_AREAS)}")
+    full_key = storage.job_key(job.pk, key)
+    if action == "start":
+        size = payload.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise _Refused(400, "size must be the file's size in bytes")
+        if not storage.multipart_supported() or size < settings.WORKER_MULTIPART_THRESHOLD_BYTES:
+            return JsonResponse({"multipart": False})
+        part_size = storage.multipart_part_size(size, settings.WORKER_MULTIPART_PART_BYTES)
+        started = storage.start_multipart(full_key, size, part_size, settings.WORKER_URL_TTL_SECONDS)
+        logger.info("worker of job %s: multipart upload of %s (%d bytes, %d parts)", job.pk, key, size,
+                    len(started["urls"]))
+        return JsonResponse({"multipart": True, **started})
+    upload_id = payload.get("upload_id")
+    if not isinstance(upload_id, str) or not upload_id:
+        raise _Refused(400, "upload_id is required")
+    from botocore.exceptions import ClientError
+
+    if action == "complete":
+        parts = payload.get("parts")
+        if not isinstance(parts, list) or not parts or not all(
+                isinstance(p, dict) and isinstance(p.get("part_number"), int) and isinstance(p.get("etag"), str)
+                for p in parts):
+            raise _Refused(400, "parts must be a list of {part_number, etag}")
+        try:
+            storage.complete_multipart(full_key, upload_id, parts)
+        except ClientError as exc:  # a wrong ETag, a missing part, an unknown upload id
+            raise _Refused(400, f"S3 refused to complete the upload: {exc.response['Error'].get('Code')}") from exc
+        return HttpResponse(status=204)
+    if action == "abort":
+        try:
+            storage.abort_multipart(full_key, upload_id)
+        except ClientError as exc:
+            raise _Refused(400, f"S3 refused to abort the upload: {exc.response['Error'].get('Code')}") from exc
+        return HttpResponse(status=204)
+    raise _Refused(400, "action must be start, complete or abort")
 
 
 @_control

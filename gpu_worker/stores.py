@@ -31,6 +31,9 @@ from gpu_worker import signing
 logger = logging.getLogger("gpu_worker.stores")
 
 CHUNK = 1 << 20
+# Files this big ask the control plane whether to upload in parts (S3's smallest part size);
+# it answers from its own threshold (WORKER_MULTIPART_THRESHOLD_BYTES).
+MULTIPART_ASK_BYTES = 5 * 1024 * 1024
 CHECKPOINTS = "checkpoints"
 MANIFEST = "manifest.json"
 T = TypeVar("T")
@@ -172,9 +175,10 @@ class HttpStore(Store):
     """The control plane's storage API: signed control calls, then streamed PUT/GET to URLs."""
 
     def __init__(self, api_url: str, secret: str, *, timeout: float = 60.0, tries: int = 4,
-                 backoff_initial: float = 0.5) -> None:
+                 backoff_initial: float = 0.5, attempt: int | None = None) -> None:
         self.api_url = api_url.rstrip("/")
         self.secret = secret
+        self.attempt = attempt
         self.timeout = timeout
         self.tries = max(1, tries)
         self.backoff_initial = backoff_initial
@@ -211,6 +215,8 @@ class HttpStore(Store):
 
         def attempt() -> requests.Response:
             headers = signing.signed_headers(self.secret, body)
+            if self.attempt is not None:
+                headers["x-worker-attempt"] = str(self.attempt)
             if payload is not None:
                 headers["content-type"] = "application/json"
             try:
@@ -253,8 +259,55 @@ class HttpStore(Store):
         local_path = Path(local_path)
         if not local_path.is_file():
             raise StoreError(f"cannot upload {local_path}: no such file")
+        size = local_path.stat().st_size
+        if size >= MULTIPART_ASK_BYTES and self._put_multipart(key, local_path, size):
+            return
         # A file object makes requests stream the body with a Content-Length from fstat.
         self._put(key, lambda: local_path.open("rb"))
+
+    def _put_multipart(self, key: str, local_path: Path, size: int) -> bool:
+        """Upload in parts where the control plane says so (S3, big files): each part streamed
+        from its slice of the file and retried alone. False: use a single signed PUT."""
+        started = self._control("POST", "/multipart", {"action": "start", "key": _check_key(key), "size": size})
+        try:
+            plan = started.json()
+        except ValueError as exc:
+            raise StoreError(f"the control plane's multipart answer for {key} is malformed") from exc
+        if not plan.get("multipart"):
+            return False
+        upload_id, part_size, urls = plan["upload_id"], int(plan["part_size"]), list(plan["urls"])
+        parts = []
+        try:
+            for number, url in enumerate(urls, start=1):
+                offset = (number - 1) * part_size
+                length = min(part_size, size - offset)
+                parts.append({"part_number": number, "etag": self._put_part(key, url, local_path, offset, length)})
+            self._control("POST", "/multipart", {"action": "complete", "key": key, "upload_id": upload_id,
+                                                 "parts": parts}).close()
+        except BaseException:
+            try:  # don't leave billed, invisible parts behind
+                self._control("POST", "/multipart", {"action": "abort", "key": key, "upload_id": upload_id}).close()
+            except StoreError as exc:
+                logger.warning("could not abort the multipart upload of %s: %s", key, exc)
+            raise
+        return True
+
+    def _put_part(self, key: str, url: str, local_path: Path, offset: int, length: int) -> str:
+        what = f"upload of {key} (bytes {offset}-{offset + length - 1})"
+
+        def attempt() -> str:
+            with _FileSlice(local_path, offset, length) as body:
+                try:
+                    response = self.session.put(url, data=body, timeout=self.timeout)
+                except requests.RequestException as exc:
+                    raise _Retryable(str(exc)) from exc
+            self._check(response, what).close()
+            etag = response.headers.get("ETag")
+            if not etag:
+                raise StoreError(f"{what}: the storage returned no ETag")
+            return etag
+
+        return self._retrying(what, attempt)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._put(key, lambda: data)
@@ -292,19 +345,48 @@ class HttpStore(Store):
         self._control("POST", "/delete", {"prefix": prefix}).close()
 
 
+class _FileSlice:
+    """`length` bytes of a file from `offset`, read in chunks: requests streams it as a request
+    body with that Content-Length (it uses __len__), never holding the part in memory."""
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        self._handle = path.open("rb")
+        self._handle.seek(offset)
+        self._left = length
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._handle.read(size)
+        self._left -= len(data)
+        return data
+
+    def __enter__(self) -> _FileSlice:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._handle.close()
+
+
 class _Retryable(Exception):
     """A transient failure inside HttpStore; turned into StoreError once retries run out."""
 
 
-def open_store(spec: dict, *, secret: str | None = None) -> Store:
-    """Build the store `config.store` describes: {"kind": "local", "root"} or {"kind": "http", "api_url"}."""
+def open_store(spec: dict, *, secret: str | None = None, attempt: int | None = None) -> Store:
+    """Build the store `config.store` describes: {"kind": "local", "root"} or {"kind": "http", "api_url"}.
+    An http store sends `attempt` with each control call, so a superseded attempt is refused (409)."""
     kind = spec.get("kind")
     if kind == "local":
         return LocalStore(spec["root"])
     if kind == "http":
         if not secret:
             raise StoreError("an http store needs the job's webhook_secret to sign its requests")
-        return HttpStore(spec["api_url"], secret)
+        return HttpStore(spec["api_url"], secret, attempt=attempt)
     raise StoreError(f"unknown store kind {kind!r}: expected 'local' or 'http'")
 
 

@@ -78,3 +78,47 @@ def test_worker_to_customer(backend, live_server, make_job, owner, tiny_model, t
     assert run.returncode == 0, run.stderr[-3000:]
     prompts = json.loads((package / "example_prompts.json").read_text())
     assert run.stdout.count("### Answer ") == len(prompts) == 3
+
+
+def test_a_resumed_attempt_takes_the_newest_committed_checkpoint_never_a_cut_off_one(
+        backend, live_server, make_job, owner, tiny_model, tmp_path):
+    """Attempt 1 commits checkpoints 4, 8 and 12 through the signed-URL store. Then an upload is
+    cut off: checkpoint 16's weights are stored, its manifest never is. Attempt 2, a fresh
+    process with an empty disk and only the job's secret, resumes from 12 (the newest committed
+    one, fetched through the store), not from the half-written 16, which it later replaces with
+    its own committed checkpoint."""
+    job = make_job(owner, secret="resume-secret")
+    dataset = str(write_chat_dataset(tmp_path / "chat.jsonl"))
+
+    def attempt(n: int, max_steps: int) -> list[dict]:
+        TrainingJob.objects.filter(pk=job.pk).update(attempt=n)
+        with Receiver(tmp_path / f"events-{n}", secret=job.secret) as events:
+            config = {
+                "job_id": str(job.pk), "attempt": n, "dataset": dataset, "base_model": str(tiny_model),
+                "output_dir": str(tmp_path / f"out-{n}"), "device": "cpu", "max_steps": max_steps,
+                "per_device_batch_size": 4, "learning_rate": 1e-3, "checkpoint_interval": 4, "eval_interval": 0,
+                "keep_checkpoints": 5, "heartbeat_interval": 0.5, "metrics_flush_interval": 0.2,
+                "webhook_url": events.events_url, "webhook_secret": job.secret, "resume_from": "latest",
+                "store": services.worker_store_spec(job.pk, base_url=live_server.url),
+            }
+            result = run_worker(config, tmp_path / f"job-{n}.json")
+            assert result.returncode == 0, result.stderr[-4000:]
+            return list(events.events)
+
+    first = attempt(1, 12)
+    assert not any(e["type"] == "resumed" for e in first)
+    prefix = f"jobs/{job.pk}/checkpoints/"
+    assert sorted(storage.list_dirs(prefix)) == ["step-12", "step-4", "step-8"]
+    # The cut-off upload: the files of a newer checkpoint, and no manifest.
+    for name in ("adapter_model.safetensors", "optimizer.pt", "trainer_state.json"):
+        storage.save_bytes(f"{prefix}step-16/{name}", b"partial upload")
+    assert not storage.exists(f"{prefix}step-16/manifest.json")
+
+    second = attempt(2, 20)
+    resumed = [e["data"] for e in second if e["type"] == "resumed"]
+    assert len(resumed) == 1 and resumed[0]["resumed_from_step"] == 12
+    steps = [p["step"] for e in second if e["type"] == "metrics" for p in e["data"]["points"]]
+    assert min(steps) == 13 and max(steps) == 20  # no step before 13 trained again
+    manifest = json.loads(storage.read_bytes(f"{prefix}step-16/manifest.json"))
+    assert manifest["step"] == 16 and manifest["attempt"] == 2
+    assert storage.read_bytes(f"{prefix}step-16/adapter_model.safetensors") != b"partial upload"

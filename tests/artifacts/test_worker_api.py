@@ -8,6 +8,8 @@ import time
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from artifacts import storage
 from gpu_worker import signing
@@ -167,3 +169,57 @@ def test_the_store_spec_for_remote_workers_points_at_this_api(settings, make_job
     job = make_job()
     assert worker_store_spec(job.pk) == {
         "kind": "http", "api_url": f"https://cp.example.com/api/worker/jobs/{job.pk}/storage"}
+
+
+MIB = 1024 * 1024
+
+
+def test_a_big_upload_goes_to_s3_in_parts_and_arrives_whole(s3, live_server, make_job, tmp_path, settings):
+    settings.WORKER_MULTIPART_THRESHOLD_BYTES = 6 * MIB
+    settings.WORKER_MULTIPART_PART_BYTES = 5 * MIB
+    job = make_job()
+    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    big = tmp_path / "optimizer.pt"
+    pattern = bytes(range(256)) * 4096  # 1 MiB, so a misplaced part shows
+    big.write_bytes(b"".join(bytes([i]) + pattern[1:] for i in range(12)) + b"tail")  # 12 MiB + 4 bytes
+
+    store.put_file("checkpoints/step-100/optimizer.pt", big)
+
+    key = f"jobs/{job.pk}/checkpoints/step-100/optimizer.pt"
+    assert storage.read_bytes(key, limit=20 * MIB) == big.read_bytes()
+    s3_storage = storage.default_storage()
+    head = s3_storage.connection.meta.client.head_object(Bucket=s3_storage.bucket.name,
+                                                           Key=s3_storage._normalize_name(key))
+    assert head["ETag"].strip('"').endswith("-3")  # S3's ETag of a 3-part multipart upload
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * (6 * MIB - 1))  # under the threshold: one signed PUT
+    store.put_file("checkpoints/step-100/small.bin", small)
+    assert storage.size(f"jobs/{job.pk}/checkpoints/step-100/small.bin") == 6 * MIB - 1
+
+
+def test_the_filesystem_backend_declines_multipart(filesystem, live_server, make_job):
+    job = make_job()
+    answer = signed_post(f"{api_url(live_server, job)}/multipart",
+                         {"action": "start", "key": "checkpoints/step-1/big.bin", "size": 10 ** 10})
+    assert answer.status_code == 200 and answer.json() == {"multipart": False}
+
+
+def test_multipart_requests_are_checked(s3, live_server, make_job):
+    job = make_job()
+    url = f"{api_url(live_server, job)}/multipart"
+    assert signed_post(url, {"action": "start", "key": "../other/x", "size": 1}).status_code == 400
+    assert signed_post(url, {"action": "start", "key": "checkpoints/x", "size": -1}).status_code == 400
+    assert signed_post(url, {"action": "complete", "key": "checkpoints/x", "upload_id": "nope",
+                             "parts": [{"part_number": 1, "etag": "\"abc\""}]}).status_code == 400
+    assert signed_post(url, {"action": "explode", "key": "checkpoints/x", "upload_id": "u"}).status_code == 400
+    assert signed_post(url, {"action": "start", "key": "checkpoints/x", "size": 1}, secret="wrong").status_code in (
+        401, 403)
+
+
+@given(st.integers(0, 10 ** 13), st.integers(1, 10 ** 9))
+def test_multipart_part_sizes_fit_s3s_limits(size, preferred):
+    part = storage.multipart_part_size(size, preferred)
+    assert part >= storage.S3_MIN_PART and part >= preferred
+    assert -(-size // part) <= storage.S3_MAX_PARTS
+    if preferred >= storage.S3_MIN_PART and -(-size // preferred) <= storage.S3_MAX_PARTS:
+        assert part == preferred  # raised only when it has to be
