@@ -8,7 +8,10 @@ Rules, in one place:
 
 - launch: QUEUED or RECOVERING moves to PROVISIONING with attempt + 1; a PROVISIONING job with
   no executor ref is a redelivered launch whose process died mid-way and launches the same
-  attempt again (the executor's launch is idempotent per attempt).
+  attempt again (the executor's launch is idempotent per attempt). A transient launch failure
+  (no capacity, network) keeps the job PROVISIONING and tries the same attempt again after a
+  doubling backoff, LAUNCH_RETRY_LIMIT times, each a `launch_retry` event; then the job fails
+  with the executor's classified error.
 - poll: a worker that is gone, was killed by a signal or exited 4 (interrupted) is an
   interruption at once. Any other exit first gets COMPLETION_GRACE_SECONDS for its `completed`
   or `error` report, which may still be in flight (ingestion then moves the job); without one,
