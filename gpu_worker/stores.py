@@ -42,6 +42,10 @@ T = TypeVar("T")
 class StoreError(Exception):
     """A store operation failed for good (after retries); the message says what and where."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status that ended it, if any
+
 
 def checkpoint_prefix(step: int) -> str:
     return f"{CHECKPOINTS}/step-{step}/"
@@ -206,7 +210,7 @@ class HttpStore(Store):
         if response.status_code >= 400:
             detail = response.text[:200]
             response.close()
-            raise StoreError(f"{what}: HTTP {response.status_code} {detail}")
+            raise StoreError(f"{what}: HTTP {response.status_code} {detail}", status=response.status_code)
         return response
 
     def _control(self, method: str, path: str, payload: dict | None = None) -> requests.Response:
@@ -268,7 +272,12 @@ class HttpStore(Store):
     def _put_multipart(self, key: str, local_path: Path, size: int) -> bool:
         """Upload in parts where the control plane says so (S3, big files): each part streamed
         from its slice of the file and retried alone. False: use a single signed PUT."""
-        started = self._control("POST", "/multipart", {"action": "start", "key": _check_key(key), "size": size})
+        try:
+            started = self._control("POST", "/multipart", {"action": "start", "key": _check_key(key), "size": size})
+        except StoreError as exc:
+            if exc.status == 404:  # a control plane without the multipart route: one signed PUT
+                return False
+            raise
         try:
             plan = started.json()
         except ValueError as exc:
