@@ -76,6 +76,11 @@ def _reset_pools() -> None:
         celery_app._pool.force_close_all()
         celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    # kombu also keeps producer pools in a global registry keyed by broker URL: a later test on
+    # the same Redis database would get back the pool closed above ("Acquire on closed pool").
+    from kombu import pools
+
+    pools.reset()
 
 
 @pytest.fixture
