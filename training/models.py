@@ -382,6 +382,28 @@ class MetricPoint(models.Model):
         return f"{self.job_id} step {self.step}"
 
 
+class MetricSummary(models.Model):
+    """The lowest and highest training loss in one aligned step range [bucket * 2^level,
+    (bucket + 1) * 2^level) of a job's metrics, for every level (training.metrics.SUMMARY_LEVELS).
+    Kept current by services.metric_summaries as batches are stored, so the downsampled metrics
+    API reads a few hundred of these instead of the whole history."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metric_summaries")
+    level = models.PositiveSmallIntegerField()
+    bucket = models.BigIntegerField()
+    first_step = models.PositiveIntegerField()
+    lo_step = models.PositiveIntegerField(null=True)
+    lo_value = models.FloatField(null=True)
+    hi_step = models.PositiveIntegerField(null=True)
+    hi_value = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "level", "bucket"], name="one_summary_per_range")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} level {self.level} range {self.bucket}"
+
+
 class JobEvent(models.Model):
     """Everything that happened to a job: worker reports (seed 002's training_webhook_events),
     status changes, user actions and anomalies."""

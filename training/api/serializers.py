@@ -236,7 +236,7 @@ class MetricPointSerializer(serializers.ModelSerializer):
 class MetricsQuerySerializer(serializers.Serializer):
     max_points = serializers.IntegerField(
         required=False, min_value=MIN_MAX_POINTS, max_value=100_000,
-        help_text="Downsample to at most this many points, keeping each bucket's lowest and highest train_loss.",
+        help_text="Downsample to at most this many points, keeping each step range's lowest and highest train_loss.",
     )
 
 

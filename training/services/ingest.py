@@ -36,7 +36,7 @@ from gpu_worker import signing
 
 from ..lifecycle import TERMINAL, WORKER_STAGES, Status, transition
 from ..models import JobEvent, MetricPoint, TrainingJob
-from . import monitoring
+from . import metric_summaries, monitoring
 
 logger = logging.getLogger(__name__)
 
@@ -407,6 +407,7 @@ def apply_metrics(job: TrainingJob, event: Envelope, now: datetime) -> str:
         to_update.append(row)
     MetricPoint.objects.bulk_create(to_create)
     MetricPoint.objects.bulk_update(to_update, [*MetricPoint.VALUE_FIELDS, "attempt", "reported_at"])
+    metric_summaries.update_summaries(job.pk, incoming)
 
     _update_latest(job, event, now, incoming, total_steps)
     monitoring.analyse_metrics(job.pk, [{"step": step, **values} for step, values in incoming.items()], now=now,
