@@ -103,6 +103,7 @@ class _Job:
         self.store: Any = None
         self.uploader: Any = None
         self.model: Any = None
+        self.trainer: Any = None
         self.summary: dict[str, Any] = {}
         self.restore_memory_limit: Any = None
 
@@ -414,7 +415,7 @@ class _Job:
             "tokens_trained": self.state.tokens_trained,
             # Tokens the model ran on in this attempt, padding included (= tokens_trained when
             # padding-free); the throughput benchmark reports the difference as padding waste.
-            "tokens_computed_this_attempt": getattr(getattr(self, "trainer", None), "computed_tokens", None),
+            "tokens_computed_this_attempt": getattr(self.trainer, "computed_tokens", None),
             "samples_trained": self.state.samples_trained,
             "duration_s": time.time() - self.started_at,
             "validation": results,

@@ -17,7 +17,7 @@ from .models import (
     TrainingJob,
 )
 from .services import jobs as job_services
-from .services.estimates import estimate_for
+from .services.estimates import estimate_for_configuration
 
 
 def preset_help() -> str:
@@ -98,11 +98,8 @@ class TrainingJobCreateForm(forms.Form):
         except ValidationError as exc:
             self.add_service_error(exc)
             return None
-        return estimate_for(
-            training_file=data["training_file"], base_model=base_model,
-            hyperparameters=configuration["hyperparameters"], gpu_type=configuration["gpu_type"],
-            pricing_tier=configuration["gpu_pricing_tier"],
-        ) | {"configuration": configuration}
+        return estimate_for_configuration(training_file=data["training_file"], base_model=base_model,
+                                          configuration=configuration) | {"configuration": configuration}
 
     def create(self, user) -> TrainingJob | None:
         data = self.cleaned_data

@@ -68,3 +68,31 @@ def enqueued(monkeypatch) -> dict[str, list[str]]:
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
     return write_chat_dataset(tmp_path / "tiny-chat.jsonl", records=24)
+
+
+RUNPOD_KEY = "rp-test-key"
+
+
+def runpod_env(standin) -> dict[str, str]:
+    """The settings (and, for processes started by a test, the environment) that point the
+    RunPod executor at the stand-in."""
+    return {"RUNPOD_API_KEY": RUNPOD_KEY, "RUNPOD_API_BASE_URL": standin.base_url,
+            "RUNPOD_WORKER_IMAGE": "ghcr.io/example/lora-gpu-worker:1.0",
+            "PUBLIC_BASE_URL": "https://lora.example.com"}
+
+
+@pytest.fixture
+def runpod_api(settings, monkeypatch):
+    """tests/runpod_standin.py running, with the settings and environment pointing at it."""
+    import runpod
+
+    from tests.runpod_standin import RunPodStandIn
+
+    with RunPodStandIn(api_key=RUNPOD_KEY) as standin:
+        for name, value in runpod_env(standin).items():
+            setattr(settings, name, value)
+            monkeypatch.setenv(name, value)  # the SDK reads RUNPOD_API_BASE_URL per call
+        settings.RUNPOD_SPOT_BID_PER_GPU = None
+        settings.RUNPOD_NETWORK_VOLUME_ID = ""
+        monkeypatch.setattr(runpod, "api_key", None)
+        yield standin

@@ -83,6 +83,24 @@ def _reset_pools() -> None:
     pools.reset()
 
 
+def start_celery_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A `celery worker` process (solo pool, its own process group) appending to `log_path`;
+    returns once it says it is ready."""
+    ready_before = log_path.read_text(errors="replace").count("ready.") if log_path.exists() else 0
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-P", "solo", "-c", "1",
+             "-Q", "celery", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while log_path.read_text(errors="replace").count("ready.") <= ready_before:
+        assert proc.poll() is None, f"celery worker exited:\n{log_path.read_text()}"
+        assert time.monotonic() < deadline, f"celery worker not ready:\n{log_path.read_text()}"
+        time.sleep(0.2)
+    return proc
+
+
 @pytest.fixture
 def celery_worker(postgres_required, broker, live_server, settings, tmp_path):
     media = tmp_path / "media"
@@ -102,18 +120,8 @@ def celery_worker(postgres_required, broker, live_server, settings, tmp_path):
         "LOG_LEVEL": "INFO",
     }
     log_path = tmp_path / "celery.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-P", "solo", "-c", "1",
-             "-Q", "celery", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    proc = start_celery_worker(env, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text(errors="replace"):
-            assert proc.poll() is None, f"celery worker exited:\n{log_path.read_text()}"
-            assert time.monotonic() < deadline, f"celery worker not ready:\n{log_path.read_text()}"
-            time.sleep(0.2)
         yield {"media": media, "log": log_path, "proc": proc}
     finally:
         proc.terminate()

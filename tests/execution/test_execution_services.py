@@ -53,6 +53,13 @@ def launched_job(make_job, **fields) -> TrainingJob:
     return job
 
 
+def ended_long_ago(job) -> None:
+    """Record the attempt's end 5 minutes back: past COMPLETION_GRACE_SECONDS."""
+    job.refresh_from_db()
+    ended = timezone.now() - timedelta(minutes=5)
+    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "ended_at": ended.isoformat()})
+
+
 def pod_events(job) -> list[str]:
     return list(job.events.filter(event_type=JobEvent.Type.POD_STATE).values_list("payload__state", flat=True))
 
@@ -220,9 +227,7 @@ def test_a_clean_exit_with_its_completed_report_is_left_to_ingestion(make_job, f
     job = launched_job(make_job)
     JobEvent.objects.create(job=job, event_type=JobEvent.Type.COMPLETED, attempt=1)
     wait_for(lambda: LocalExecutor().poll(job).state == "exited")
-    job.refresh_from_db()
-    ended = timezone.now() - timedelta(minutes=5)
-    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "ended_at": ended.isoformat()})
+    ended_long_ago(job)
     execution.poll_job(str(job.pk))
     job.refresh_from_db()
     assert job.status == Status.PROVISIONING
@@ -234,9 +239,7 @@ def test_a_user_error_exit_without_a_report_fails_after_the_grace_period(make_jo
     job = launched_job(make_job)
     wait_for(lambda: LocalExecutor().poll(job).state == "exited")
     execution.poll_job(str(job.pk))
-    job.refresh_from_db()
-    ended = timezone.now() - timedelta(minutes=5)
-    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "ended_at": ended.isoformat()})
+    ended_long_ago(job)
     execution.poll_job(str(job.pk))
     job.refresh_from_db()
     assert job.status == Status.FAILED
@@ -406,7 +409,7 @@ def test_the_error_report_holds_config_error_events_and_the_workers_last_log_lin
 
     fake.update({"sleep": 0, "exit": 3, "print": [f"line {i}" for i in range(300)] + [f"token={'s3cret'}"]})
     job = launched_job(make_job)
-    wait_for(lambda: execution.poll_job(str(job.pk)) and job.executor_ref and read_exit(job))
+    wait_for(lambda: LocalExecutor().poll(job).state == "exited")  # its output is complete
     execution.fail_job(job.pk, job.attempt, "out_of_memory", "CUDA out of memory at batch size 16.",
                        "Halve the batch size and double gradient accumulation.",
                        details={"suggested_config": {"per_device_batch_size": 8, "gradient_accumulation_steps": 4}})
@@ -429,11 +432,6 @@ def test_the_error_report_holds_config_error_events_and_the_workers_last_log_lin
     assert len(report["log_tail"]) == 200 and report["log_tail"][-2] == "line 299"
     assert report["log_tail"][-1] == "token=[secret]"  # the job's secret never leaves in a report
     assert "s3cret" not in response.content.decode()
-
-
-def read_exit(job) -> bool:
-    job.refresh_from_db()
-    return (job.executor_ref or {}).get("last_state") == "exited"
 
 
 def test_the_error_report_of_a_pod_job_says_where_the_trace_is(make_job):

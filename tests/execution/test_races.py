@@ -16,19 +16,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-import runpod
 
-from tests.runpod_standin import RunPodStandIn
 from training.lifecycle import Status
-from training.models import BaseModel, JobEvent, TrainingFile, TrainingJob
+from training.models import JobEvent, TrainingJob
 
-from .test_celery_integration import REPO_ROOT, broker, database_url  # noqa: F401 (broker: a fixture)
-
-KEY = "rp-race-key"
+from .conftest import runpod_env
+from .test_celery_integration import (  # noqa: F401 (broker: a fixture)
+    REPO_ROOT,
+    broker,
+    database_url,
+    start_celery_worker,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,51 +37,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def api(settings, monkeypatch):
-    with RunPodStandIn(api_key=KEY) as standin:
-        for name, value in runpod_env(standin).items():
-            setattr(settings, name, value)
-            monkeypatch.setenv(name, value)
-        settings.RUNPOD_SPOT_BID_PER_GPU = None
-        settings.RUNPOD_NETWORK_VOLUME_ID = ""
-        monkeypatch.setattr(runpod, "api_key", None)
-        yield standin
-
-
-def runpod_env(standin: RunPodStandIn) -> dict[str, str]:
-    return {"RUNPOD_API_KEY": KEY, "RUNPOD_API_BASE_URL": standin.base_url,
-            "RUNPOD_WORKER_IMAGE": "ghcr.io/example/lora-gpu-worker:1.0",
-            "PUBLIC_BASE_URL": "https://lora.example.com"}
+def api(runpod_api):
+    return runpod_api
 
 
 @pytest.fixture
-def pod_job(django_user_model, tmp_path, settings):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    user = django_user_model.objects.create_user(f"racer-{uuid.uuid4().hex[:6]}")
-    training_file = TrainingFile.objects.create(
-        name="tiny", file="datasets/tiny.jsonl", sha256=uuid.uuid4().hex * 2,
-        validation_status=TrainingFile.ValidationStatus.VALID, record_count=4)
-    base_model = BaseModel.objects.create(slug=f"m-{uuid.uuid4().hex[:8]}", name="tiny", model_id="/models/tiny",
-                                          parameter_count=10_000, recommended_gpu="H100_PCIE_80GB")
-    return TrainingJob.objects.create(
-        training_file=training_file, base_model=base_model, name="race", created_by=user, secret="s3cret",
-        configuration={"base_model": "/models/tiny", "hyperparameters": {"max_steps": 4}},
-        executor="runpod", gpu_type="H100_PCIE_80GB", gpu_pricing_tier="spot", status=Status.QUEUED)
-
-
-def start_celery_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-P", "solo", "-c", "1",
-             "-Q", "celery", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while log_path.read_text(errors="replace").count("ready.") < 1 + getattr(start_celery_worker, "started", 0):
-        assert proc.poll() is None, f"celery worker exited:\n{log_path.read_text()}"
-        assert time.monotonic() < deadline, f"celery worker not ready:\n{log_path.read_text()}"
-        time.sleep(0.2)
-    start_celery_worker.started = getattr(start_celery_worker, "started", 0) + 1
-    return proc
+def pod_job(make_job):
+    return make_job(name="race", executor="runpod", gpu_pricing_tier="spot")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -109,7 +71,6 @@ def test_a_celery_worker_killed_mid_launch_leaves_exactly_one_pod(api, pod_job, 
            "CELERY_TASK_ALWAYS_EAGER": "false", "CELERY_VISIBILITY_TIMEOUT": str(visibility),
            "MEDIA_ROOT": str(settings.MEDIA_ROOT), "LOG_LEVEL": "INFO"}
     log = tmp_path / "celery.log"
-    start_celery_worker.started = 0
     api.deploy_answer_delay = 40  # RunPod rents the pod, then the launcher dies before the answer
     first = start_celery_worker(env, log)
     TrainingJob.objects.filter(pk=pod_job.pk).update(status=Status.PENDING)

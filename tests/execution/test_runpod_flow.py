@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import runpod
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,22 +20,12 @@ from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
 from training.services import execution, jobs
 
-KEY = "rp-flow-key"
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(settings, monkeypatch):
-    with RunPodStandIn(api_key=KEY) as standin:
-        settings.RUNPOD_API_KEY = KEY
-        settings.RUNPOD_API_BASE_URL = standin.base_url
-        settings.RUNPOD_WORKER_IMAGE = "ghcr.io/example/lora-gpu-worker:1.0"
-        settings.RUNPOD_SPOT_BID_PER_GPU = None
-        settings.RUNPOD_NETWORK_VOLUME_ID = ""
-        settings.PUBLIC_BASE_URL = "https://lora.example.com"
-        monkeypatch.setenv("RUNPOD_API_BASE_URL", standin.base_url)
-        monkeypatch.setattr(runpod, "api_key", None)
-        yield standin
+def api(runpod_api):
+    return runpod_api
 
 
 @pytest.fixture

@@ -70,39 +70,45 @@ def test_packed_samples_do_not_attend_to_each_other(model_and_samples):
     torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
 
 
-def test_the_trainer_loss_is_the_same_padded_or_padding_free(model_and_samples, tmp_path):
-    """The path training really takes: SFTTrainer.compute_loss (fused LM head, use_cache off)."""
-    from datasets import Dataset
+@pytest.fixture
+def lora_model(model_and_samples):
+    """The module's base model with a fresh LoRA adapter, removed again afterwards."""
     from peft import LoraConfig, get_peft_model
-    from trl import SFTConfig, SFTTrainer
 
-    base, tokenizer, samples = model_and_samples
+    base = model_and_samples[0]
     torch.manual_seed(0)
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"))
     model.train()
+    yield model
+    model.unload()  # leave the module-scoped base model as it was
+
+
+def sft_trainer(model, tokenizer, samples, output_dir, **config):
+    """An SFTTrainer over already-tokenised samples, as the worker builds it."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(output_dir=str(output_dir), max_length=None, dataset_kwargs={"skip_prepare_dataset": True},
+                     remove_unused_columns=False, report_to="none", use_cpu=True,
+                     per_device_train_batch_size=len(samples), **config)
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(samples), processing_class=tokenizer)
+
+
+def test_the_trainer_loss_is_the_same_padded_or_padding_free(model_and_samples, lora_model, tmp_path):
+    """The path training really takes: SFTTrainer.compute_loss (fused LM head, use_cache off)."""
+    _, tokenizer, samples = model_and_samples
     losses = {}
-    try:
-        for padding_free in (False, True):
-            args = SFTConfig(output_dir=str(tmp_path / str(padding_free)), padding_free=padding_free, max_length=None,
-                             dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
-                             report_to="none", use_cpu=True, per_device_train_batch_size=3)
-            trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(samples),
-                                 processing_class=tokenizer)
-            batch = trainer.data_collator(samples)
-            losses[padding_free] = float(trainer.compute_loss(model, batch))
-    finally:
-        model.unload()  # leave the module-scoped base model as it was
+    for padding_free in (False, True):
+        trainer = sft_trainer(lora_model, tokenizer, samples, tmp_path / str(padding_free), padding_free=padding_free)
+        losses[padding_free] = float(trainer.compute_loss(lora_model, trainer.data_collator(samples)))
     assert abs(losses[True] - losses[False]) < 1e-5, losses
 
 
-def test_scoring_only_labelled_positions_leaves_loss_and_gradients_unchanged(model_and_samples, tmp_path,
-                                                                               monkeypatch):
+def test_scoring_only_labelled_positions_leaves_loss_and_gradients_unchanged(model_and_samples, lora_model,
+                                                                               tmp_path, monkeypatch):
     """On CPU the worker makes TRL's fused LM head project only the labelled positions
     (gpu_worker.train._score_only_labelled_positions): fewer rows through the 49k-wide head, the
     same loss and the same gradients."""
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from trl import SFTConfig, SFTTrainer
     from trl.kernels import chunked_logprob
     from trl.trainer import utils as trl_utils
 
@@ -117,27 +123,17 @@ def test_scoring_only_labelled_positions_leaves_loss_and_gradients_unchanged(mod
 
     monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
     monkeypatch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)  # TRL as shipped
-    base, tokenizer, samples = model_and_samples
-    torch.manual_seed(0)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"))
-    model.train()
+    _, tokenizer, samples = model_and_samples
     results = {}
-    try:
-        for compact in (False, True):
-            if compact:
-                _score_only_labelled_positions()
-            args = SFTConfig(output_dir=str(tmp_path / str(compact)), max_length=None, report_to="none",
-                             dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
-                             use_cpu=True, per_device_train_batch_size=3)
-            trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(samples),
-                                 processing_class=tokenizer)
-            model.zero_grad()
-            loss = trainer.compute_loss(model, trainer.data_collator(samples))
-            loss.backward()
-            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-            results[compact] = (float(loss), grads, rows[-1])
-    finally:
-        model.unload()
+    for compact in (False, True):
+        if compact:
+            _score_only_labelled_positions()
+        trainer = sft_trainer(lora_model, tokenizer, samples, tmp_path / str(compact))
+        lora_model.zero_grad()
+        loss = trainer.compute_loss(lora_model, trainer.data_collator(samples))
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in lora_model.named_parameters() if p.grad is not None}
+        results[compact] = (float(loss), grads, rows[-1])
     (full_loss, full_grads, full_rows), (compact_loss, compact_grads, compact_rows) = results[False], results[True]
     labelled = sum(sum(1 for x in s["labels"][1:] if x != -100) for s in samples)
     assert compact_rows == labelled < full_rows  # only labelled positions went through the head

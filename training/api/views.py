@@ -42,7 +42,7 @@ from ..models import (
 )
 from ..services import jobs as job_services
 from ..services.datasets import ingest_training_file
-from ..services.estimates import estimate_for
+from ..services.estimates import estimate_for_configuration
 from ..services.metric_summaries import downsampled_steps
 from ..services.support import build_error_report
 from . import serializers as s
@@ -432,12 +432,7 @@ class CostEstimateView(APIView):
             configuration = job_services.resolve_configuration(
                 base_model=base_model, preset=preset, overrides=overrides
             )
-        estimate = estimate_for(
-            training_file=training_file,
-            base_model=base_model,
-            hyperparameters=configuration["hyperparameters"],
-            gpu_type=configuration["gpu_type"],
-            pricing_tier=configuration["gpu_pricing_tier"],
-        )
+        estimate = estimate_for_configuration(training_file=training_file, base_model=base_model,
+                                              configuration=configuration)
         return Response(json_safe({**estimate, "configuration": configuration}))
 

@@ -67,6 +67,14 @@ def estimate_for(
     return result
 
 
+def estimate_for_configuration(*, training_file: TrainingFile, base_model: BaseModel,
+                               configuration: dict[str, Any]) -> dict[str, Any]:
+    """estimate_for() with what resolve_configuration returned (hyperparameters, GPU, tier)."""
+    return estimate_for(training_file=training_file, base_model=base_model,
+                        hyperparameters=configuration["hyperparameters"], gpu_type=configuration["gpu_type"],
+                        pricing_tier=configuration["gpu_pricing_tier"])
+
+
 def dataset_tokens(training_file: TrainingFile, samples: int) -> int:
     """Total tokens of the dataset; a rough count when the tokenizer could not be used."""
     counted = _stat(training_file, "total_tokens")

@@ -123,7 +123,7 @@ def create_job(
     tags: list[str] | None = None,
     parent: TrainingJob | None = None,
 ) -> TrainingJob:
-    from .estimates import estimate_for
+    from .estimates import estimate_for_configuration
 
     if not training_file.is_trainable:
         raise ValidationError(
@@ -138,13 +138,8 @@ def create_job(
     if preset is None and template is None and not overrides:
         preset = HyperparameterPreset.objects.filter(slug="balanced").first()
     configuration = resolve_configuration(base_model=base_model, preset=preset, template=template, overrides=overrides)
-    estimate = estimate_for(
-        training_file=training_file,
-        base_model=base_model,
-        hyperparameters=configuration["hyperparameters"],
-        gpu_type=configuration["gpu_type"],
-        pricing_tier=configuration["gpu_pricing_tier"],
-    )
+    estimate = estimate_for_configuration(training_file=training_file, base_model=base_model,
+                                          configuration=configuration)
     hyper = configuration["hyperparameters"]
     if "checkpoint_interval" not in hyper and parent is None:  # a retry keeps its parent's settings
         hyper["checkpoint_interval"] = default_checkpoint_interval(estimate["total_steps"])
