@@ -115,7 +115,7 @@ _LIST = inline_serializer("JobArtifacts", {
 
 
 class ArtifactListView(_JobArtifactView):
-    @extend_schema(operation_id="job_artifacts", responses={200: _LIST}, tags=["artifacts"],
+    @extend_schema(operation_id="job_artifacts", responses={200: _LIST, 409: None}, tags=["artifacts"],
                    summary="A completed job's files, sizes and signed download links")
     def get(self, request, job_id):
         artifact = self.artifact(request, job_id)
@@ -144,7 +144,7 @@ class ArtifactListView(_JobArtifactView):
 
 class DownloadLinkView(_JobArtifactView):
     @extend_schema(
-        operation_id="job_download", tags=["artifacts"], responses={200: _LINK, 302: None},
+        operation_id="job_download", tags=["artifacts"], responses={200: _LINK, 302: None, 409: None},
         summary="A signed 24-hour link to the adapters, metrics or deployment package",
         parameters=[
             OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH,

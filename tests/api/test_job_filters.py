@@ -75,3 +75,13 @@ def test_it_orders_by_name(owner_api, jobs):
 
 def test_filters_never_widen_what_a_user_sees(owner_api, jobs):
     assert names(owner_api.get("/api/training/jobs?created_by=tomas")) == []
+
+
+@pytest.mark.parametrize("param", ["created_after", "created_before"])
+@pytest.mark.parametrize("value", ["", "2024-13-45", "yesterday"])
+def test_a_malformed_or_empty_date_is_a_400_naming_the_parameter(owner_api, jobs, param, value):
+    # An empty value used to mean "no filter": a script whose date variable was empty got
+    # every job back. The schema says the parameter is a date; leave it out to not filter.
+    response = owner_api.get("/api/training/jobs", {param: value})
+    assert response.status_code == 400
+    assert param in response.json()

@@ -23,13 +23,27 @@ class CommaSeparatedWidget(QueryArrayWidget):
         return list(dict.fromkeys(part.strip() for value in values if value for part in value.split(",") if part.strip()))
 
 
+class StrictDateFilter(django_filters.DateFilter):
+    """A date filter that refuses a present-but-empty value (`?created_before=`).
+
+    django-filter treats an empty value as "no filter", so a client whose variable was empty
+    would silently get every job; the schema says the parameter is a date, so say it is not one.
+    """
+
+    @property
+    def field(self):
+        field = super().field
+        field.empty_values = (None,)  # absent is no filter; "" reaches to_python: not a date
+        return field
+
+
 class JobFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices, widget=CommaSeparatedWidget)
     preset = django_filters.CharFilter(field_name="preset__slug", help_text="Preset slug.")
-    created_after = django_filters.DateFilter(
+    created_after = StrictDateFilter(
         field_name="created_at", lookup_expr="date__gte", help_text="Created on or after this date (YYYY-MM-DD)."
     )
-    created_before = django_filters.DateFilter(
+    created_before = StrictDateFilter(
         field_name="created_at", lookup_expr="date__lte", help_text="Created on or before this date (YYYY-MM-DD)."
     )
     created_by = django_filters.CharFilter(method="filter_created_by", help_text="Username or user id.")
