@@ -206,7 +206,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "training.api.schema.DocumentedErrorsSchema",
     "EXCEPTION_HANDLER": "training.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

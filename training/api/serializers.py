@@ -187,7 +187,7 @@ class JobListSerializer(serializers.ModelSerializer):
 
 
 class JobDetailSerializer(JobListSerializer):
-    parent = JobSummarySerializer(read_only=True)
+    parent = JobSummarySerializer(read_only=True, allow_null=True)
     retries = JobSummarySerializer(many=True, read_only=True)
     recovery_summary = serializers.CharField(read_only=True)
     hyperparameters = serializers.DictField(read_only=True)
