@@ -16,6 +16,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config import checks as _project_checks
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -69,13 +71,23 @@ def env_json(name: str, default: object) -> object:
 
 # --- Core -------------------------------------------------------------------------------------
 
+# Secret key and DEBUG. SECRET_KEY signs customer download links and worker blob links: whoever
+# knows it forges them offline. Without one we are the embedded default on a developer's machine:
+# DEBUG on and a fixed key that is public (it is written here). Any key from this repository is
+# refused outside DEBUG, so production must set its own; `check --deploy` also reports a weak one
+# (config/checks.py).
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
-# Without a secret key we are the embedded default on a developer's machine: debug on, a fixed
-# throwaway key. Production must set DJANGO_SECRET_KEY, and `check --deploy` enforces the rest.
 EMBEDDED = not SECRET_KEY
 if EMBEDDED:
-    SECRET_KEY = "embedded-default-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+    SECRET_KEY = _project_checks.EMBEDDED_SECRET_KEY
 DEBUG = env_bool("DJANGO_DEBUG", default=EMBEDDED)
+if not DEBUG and EMBEDDED:
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false; {_project_checks.GENERATE_HINT}")
+if not DEBUG and SECRET_KEY in _project_checks.PUBLISHED_SECRET_KEYS:
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY is a key published in this repository and cannot be used when DJANGO_DEBUG "
+        f"is false; {_project_checks.GENERATE_HINT}")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -93,6 +105,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "training",
     "artifacts",
+    "config.apps.ProjectConfig",  # project-level system checks (config/checks.py)
 ]
 
 MIDDLEWARE = [

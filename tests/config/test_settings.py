@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {
-    "DJANGO_SECRET_KEY": "x" * 60 + "-production-secret-for-the-deploy-check",
+    # Generated per run: no key written in the repository is ever used outside DEBUG.
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "lora.example.com",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
