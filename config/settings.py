@@ -276,8 +276,17 @@ DEFAULT_EXECUTOR = env_choice("DEFAULT_EXECUTOR", "local", {"local", "runpod"})
 # Users in this group see every job, like staff.
 TRAINING_ALL_JOBS_GROUP = env.str("TRAINING_ALL_JOBS_GROUP", default="training-operators")
 HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 30, minimum=1)
-# A job whose last heartbeat is older than this many intervals is treated as interrupted.
+# A worker whose last heartbeat is older than this many intervals is late (see below).
 HEARTBEAT_STALE_FACTOR = env_int("HEARTBEAT_STALE_FACTOR", 3, minimum=2)
+# Worker liveness (training/liveness.py). A silent worker is only *late* while its executor still
+# reports it running or starting: the poll records one `anomaly` warning (kind heartbeat_stale)
+# and leaves it alone; a worker the executor reports gone or exited is interrupted at once.
+# Start-up (process or pod start, image pull, imports, model download and load) has its own
+# grace, counted from the launch, before the first event is expected. A worker the executor
+# reports running but silent for HEARTBEAT_HARD_LIMIT_SECONDS (after its last event, or after
+# the start-up grace) is stopped as hung and the attempt counts as interrupted.
+WORKER_STARTUP_GRACE_SECONDS = env_int("WORKER_STARTUP_GRACE_SECONDS", 600, minimum=0)
+HEARTBEAT_HARD_LIMIT_SECONDS = env_int("HEARTBEAT_HARD_LIMIT_SECONDS", 1800, minimum=1)
 CHECKPOINT_INTERVAL_STEPS = env_int("CHECKPOINT_INTERVAL_STEPS", 100, minimum=1)
 WORKER_PYTHON = env.str("WORKER_PYTHON", default="")  # interpreter for the local executor; "" = this one
 WORKER_DEVICE = env_choice("WORKER_DEVICE", "auto", {"auto", "cpu", "cuda"})

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .lifecycle import ACTIVE, NOT_STARTED, TERMINAL, Status
+from .liveness import SilenceDeadlines, silence_deadlines
 
 
 def dataset_upload_path(instance: TrainingFile, filename: str) -> str:
@@ -304,11 +305,24 @@ class TrainingJob(models.Model):
     def was_started(self) -> bool:
         return self.status not in NOT_STARTED
 
+    def silence_deadlines(self) -> SilenceDeadlines | None:
+        """When the current attempt's worker, silent since its last event (or its launch), is
+        late and when it is hung (training/liveness.py; start-up has its own grace)."""
+        return silence_deadlines(
+            launched_at=self.attempt_started_at, last_heartbeat_at=self.last_heartbeat_at,
+            stale_seconds=settings.HEARTBEAT_INTERVAL_SECONDS * settings.HEARTBEAT_STALE_FACTOR,
+            startup_grace_seconds=settings.WORKER_STARTUP_GRACE_SECONDS,
+            hard_limit_seconds=settings.HEARTBEAT_HARD_LIMIT_SECONDS)
+
     def heartbeat_is_stale(self, now=None) -> bool:
-        now = now or timezone.now()
-        limit = timedelta(seconds=settings.HEARTBEAT_INTERVAL_SECONDS * settings.HEARTBEAT_STALE_FACTOR)
-        last = self.last_heartbeat_at or self.attempt_started_at
-        return last is not None and now - last > limit
+        """Late: no sign of life past the stale limit (past the start-up grace before the first)."""
+        deadlines = self.silence_deadlines()
+        return deadlines is not None and (now or timezone.now()) > deadlines.late_at
+
+    def heartbeat_is_hung(self, now=None) -> bool:
+        """Silent past HEARTBEAT_HARD_LIMIT_SECONDS: stopped even if its executor says running."""
+        deadlines = self.silence_deadlines()
+        return deadlines is not None and (now or timezone.now()) > deadlines.hung_at
 
     # --- Derived figures -------------------------------------------------------------------
 

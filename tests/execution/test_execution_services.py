@@ -267,7 +267,9 @@ def test_an_error_exit_without_a_report_is_an_interruption_after_the_grace_perio
 
 def test_a_stale_heartbeat_stops_the_hung_worker_and_recovers(make_job, fake, enqueued, settings, django_capture_on_commit_callbacks):
     job = launched_job(make_job)
-    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_INTERVAL_SECONDS * settings.HEARTBEAT_STALE_FACTOR + 5)
+    # Silent past the hard limit: a running worker is only taken for hung then (see the
+    # liveness tests below for the shorter silences that are warnings).
+    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_HARD_LIMIT_SECONDS + 5)
     TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=stale - timedelta(minutes=5), last_heartbeat_at=stale)
     with django_capture_on_commit_callbacks(execute=True):
         execution.poll_job(str(job.pk))
@@ -282,6 +284,124 @@ def test_a_young_attempt_without_heartbeats_is_not_stale(make_job, fake, enqueue
     execution.poll_job(str(job.pk))
     job.refresh_from_db()
     assert job.status == Status.PROVISIONING
+
+
+# --- Liveness: silence alone does not interrupt a worker the executor reports running -------------
+
+
+def silence_warnings(job) -> list[dict]:
+    return list(job.events.filter(event_type=JobEvent.Type.ANOMALY, payload__kind="heartbeat_stale")
+                .order_by("id").values_list("payload", flat=True))
+
+
+@pytest.fixture
+def liveness(settings):
+    """The celery integration test's 5 s heartbeats (stale after 15 s) and the default graces."""
+    settings.HEARTBEAT_INTERVAL_SECONDS, settings.HEARTBEAT_STALE_FACTOR = 5, 3
+    settings.WORKER_STARTUP_GRACE_SECONDS, settings.HEARTBEAT_HARD_LIMIT_SECONDS = 600, 1800
+    return settings
+
+
+def test_a_worker_still_starting_30_s_after_launch_is_not_interrupted(make_job, fake, enqueued, liveness,
+                                                                      django_capture_on_commit_callbacks):
+    """The rule that fired under load: 15 s without a first heartbeat (imports, model load) was
+    taken for a hang, and the live worker was stopped and relaunched as attempt 2."""
+    job = launched_job(make_job)
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(seconds=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.checkpoint_recovery_count) == (Status.PROVISIONING, 1, 0)
+    assert enqueued["launch_job"] == []
+    assert group_members(job.executor_ref["pgid"]) != []  # not stopped
+    assert silence_warnings(job) == []  # within the start-up grace: not even late
+
+
+def test_a_worker_silent_past_the_startup_grace_is_warned_about_once_and_left_running(
+        make_job, fake, enqueued, liveness, django_capture_on_commit_callbacks):
+    job = launched_job(make_job)
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(seconds=660))
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.PROVISIONING and enqueued["launch_job"] == []
+    assert group_members(job.executor_ref["pgid"]) != []
+    [warning] = silence_warnings(job)
+    assert warning["first_event_received"] is False and warning["executor_state"] == "running"
+    assert "WORKER_STARTUP_GRACE_SECONDS" in warning["suggested_action"]
+
+
+def test_a_stale_heartbeat_of_a_running_worker_is_a_warning_once_per_silent_spell(
+        make_job, fake, enqueued, liveness, django_capture_on_commit_callbacks):
+    job = launched_job(make_job)
+    now = timezone.now()
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.TRAINING, attempt_started_at=now - timedelta(minutes=10),
+                                                 last_heartbeat_at=now - timedelta(seconds=20))
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (Status.TRAINING, 1) and enqueued["launch_job"] == []
+    assert group_members(job.executor_ref["pgid"]) != []
+    assert [w["first_event_received"] for w in silence_warnings(job)] == [True]
+
+    # It reports again, then falls silent again: a new spell, a new warning.
+    TrainingJob.objects.filter(pk=job.pk).update(last_heartbeat_at=timezone.now())
+    execution.poll_job(str(job.pk))
+    assert len(silence_warnings(job)) == 1
+    TrainingJob.objects.filter(pk=job.pk).update(last_heartbeat_at=timezone.now() - timedelta(seconds=25))
+    execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.TRAINING and len(silence_warnings(job)) == 2
+
+
+@pytest.mark.parametrize("silence", ["starting", "stale"])
+@pytest.mark.parametrize("kill", ["worker", "group"])
+def test_a_silent_worker_the_executor_sees_ended_is_interrupted_at_once(
+        make_job, fake, enqueued, liveness, django_capture_on_commit_callbacks, silence, kill):
+    """The second look: the executor's answer, not the silence, decides. A killed worker (exited
+    with -9) or a vanished one (the whole group killed: gone) is recovered on this poll."""
+    job = launched_job(make_job)
+    now = timezone.now()
+    if silence == "starting":
+        TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=now - timedelta(seconds=30))
+    else:
+        TrainingJob.objects.filter(pk=job.pk).update(status=Status.TRAINING, attempt_started_at=now - timedelta(minutes=10),
+                                                     last_heartbeat_at=now - timedelta(seconds=20))
+    pgid = job.executor_ref["pgid"]
+    if kill == "group":
+        os.killpg(pgid, signal.SIGKILL)
+    else:
+        trace = wait_for(lambda: _read(job, "fake.trace"))
+        os.kill(int(trace.split()[1]), signal.SIGKILL)
+        wait_for(lambda: _read(job, "worker.exit"))
+    wait_for(lambda: not group_members(pgid))
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING and enqueued["launch_job"] == [str(job.pk)]
+    reason = job.events.filter(payload__to="recovering").get().payload["reason"]
+    assert reason.startswith("worker gone" if kill == "group" else "worker killed"), reason
+
+
+def test_a_worker_that_never_reports_is_stopped_after_the_startup_grace_and_the_hard_limit(
+        make_job, fake, enqueued, liveness, django_capture_on_commit_callbacks):
+    job = launched_job(make_job)
+    launched = timezone.now() - timedelta(seconds=600 + 1800 + 5)
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=launched)
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING and enqueued["launch_job"] == [str(job.pk)]
+    reason = job.events.filter(payload__to="recovering").get().payload["reason"]
+    assert "no heartbeat" in reason and "since its launch" in reason
+    assert group_members(job.executor_ref["pgid"]) == []
+
+
+def _read(job, name: str) -> str:
+    path = execution.work_dir(job.pk, job.attempt) / name
+    return path.read_text().strip() if path.exists() else ""
 
 
 # --- Recovery ---------------------------------------------------------------------------------

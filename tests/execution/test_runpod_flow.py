@@ -188,6 +188,68 @@ def test_after_n_spot_interruptions_the_next_attempt_runs_on_demand(api, pod_job
     assert fallback.payload["interruptions"] == 2 and "on-demand" in fallback.payload["message"]
 
 
+@pytest.mark.parametrize("phase", ["pulling the image", "created", "loading the model"])
+def test_a_pod_still_starting_with_no_heartbeat_is_not_relaunched(api, pod_job, enqueued, settings, phase,
+                                                                  django_capture_on_commit_callbacks):
+    """Five minutes after launch, nothing from the worker yet (default 30 s heartbeats: stale
+    after 90 s): a pod pulling its image or loading a 70B model is starting, not interrupted.
+    Relaunching it would pay for a second pod and start over."""
+    settings.HEARTBEAT_INTERVAL_SECONDS, settings.HEARTBEAT_STALE_FACTOR = 30, 3
+    settings.WORKER_STARTUP_GRACE_SECONDS, settings.HEARTBEAT_HARD_LIMIT_SECONDS = 600, 1800
+    api.slow_start_seconds = 0 if phase == "loading the model" else 3600
+    job = pod_job("spot")
+    execution.launch_attempt(job.pk)
+    pod = pod_of(api, job)
+    if phase == "created":
+        pod.desired_status = "CREATED"
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(minutes=5))
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            execution.poll_job(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.checkpoint_recovery_count) == (Status.PROVISIONING, 1, 0)
+    assert enqueued["launch_job"] == [] and api.calls("podTerminate") == []
+    assert list(api.pods) == [pod.id]
+    expected = "running" if phase == "loading the model" else "starting"
+    assert job.events.filter(event_type=JobEvent.Type.POD_STATE).get().payload["state"] == expected
+    assert not job.events.filter(event_type=JobEvent.Type.ANOMALY).exists()  # within the grace
+
+
+def test_a_pod_silent_past_the_startup_grace_and_the_hard_limit_is_terminated_and_relaunched(
+        api, pod_job, enqueued, settings, django_capture_on_commit_callbacks):
+    settings.WORKER_STARTUP_GRACE_SECONDS, settings.HEARTBEAT_HARD_LIMIT_SECONDS = 600, 1800
+    api.slow_start_seconds = 24 * 3600  # stuck "starting" for good
+    job = pod_job("spot")
+    execution.launch_attempt(job.pk)
+    pod = pod_of(api, job)
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(seconds=700))
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.PROVISIONING and pod.id in api.pods  # late: a warning only
+    [warning] = job.events.filter(event_type=JobEvent.Type.ANOMALY).values_list("payload", flat=True)
+    assert (warning["kind"], warning["executor_state"]) == ("heartbeat_stale", "starting")
+
+    TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(seconds=600 + 1800 + 5))
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING and enqueued["launch_job"] == [str(job.pk)]
+    assert pod.id not in api.pods  # stopped, so it does not run beside its successor
+
+
+def test_a_pod_reclaimed_while_starting_is_relaunched_at_once(api, pod_job, enqueued,
+                                                             django_capture_on_commit_callbacks):
+    api.slow_start_seconds = 3600
+    job = pod_job("spot")
+    execution.launch_attempt(job.pk)
+    api.preempt(pod_of(api, job).id)
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.poll_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.RECOVERING and enqueued["launch_job"] == [str(job.pk)]
+
+
 @given(st.integers(0, 100), st.integers(1, 120), st.integers(1, 3600))
 def test_launch_backoff_doubles_from_the_base_up_to_the_cap(retry, base, cap):
     delay = execution.launch_backoff_seconds(retry, base, cap)

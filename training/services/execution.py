@@ -16,9 +16,13 @@ Rules, in one place:
   interruption at once. Any other exit first gets COMPLETION_GRACE_SECONDS for its `completed`
   or `error` report, which may still be in flight (ingestion then moves the job); without one,
   2 (user error) fails the job and 0, 1, 3 are interruptions (the next attempt resumes from
-  the newest committed checkpoint). A running (or never-started) worker whose heartbeat is
-  stale is stopped and treated as interrupted. "unknown" (could not ask) is never an
-  interruption by itself.
+  the newest committed checkpoint). Silence alone (training/liveness.py) does not interrupt a
+  worker the executor reports running or starting: start-up (pod start, image pull, imports,
+  model download and load) has WORKER_STARTUP_GRACE_SECONDS from the launch before the first
+  event is due; after that (or after the last event, HEARTBEAT_STALE_FACTOR intervals) a silent
+  worker is late, which one `anomaly` warning (kind heartbeat_stale) per silent spell says; only
+  past HEARTBEAT_HARD_LIMIT_SECONDS of silence is it stopped as hung and treated as interrupted.
+  "unknown" (could not ask) is never an interruption by itself.
 - cost: `billable_seconds` is the closed attempts' seconds (`executor_ref["billing_base"]`)
   plus the live attempt's, recomputed (not added to) on every poll, so repeated polls never
   double-count; the attempt is closed when it ends.
@@ -251,6 +255,8 @@ def poll_job(job_id) -> PodState | None:
     if job.status == Status.TRAINING and state.state == "running":
         monitoring.check_stall(job.pk, now=now)  # alive but not advancing: say so, once
     reason = interruption_reason(job, state, now=now, ended_at=ended_at)
+    if not reason and state.state in ("running", "starting"):
+        warn_if_silent(job, state, now=now)
     if reason == "user_error":
         fail_job(job.pk, job.attempt, "worker_exit",
                  "The worker stopped with a user error (exit code 2) and its error report never arrived.",
@@ -268,10 +274,16 @@ def interruption_reason(job: TrainingJob, state: PodState, *, now: datetime, end
     if state.state == "gone":
         return f"worker gone: {state.detail}"
     if state.state in ("running", "starting"):
-        # Hung, or a pod that never came up: either way no heartbeat for too long.
-        if job.heartbeat_is_stale(now):
-            last = job.last_heartbeat_at or job.attempt_started_at
-            return f"no heartbeat for {int((now - last).total_seconds())} s ({state.state})"
+        # The executor says the worker is there, so silence alone is lateness (warn_if_silent),
+        # not an interruption: a pod still pulling its image or loading a 70B model, or a process
+        # importing torch on a loaded machine, sends nothing for a while. Only a worker silent
+        # past the hard limit is taken for hung (or a pod that never came up).
+        if job.heartbeat_is_hung(now):
+            deadlines = job.silence_deadlines()
+            silent = int((now - deadlines.since).total_seconds())
+            since = "since its last event" if deadlines.started else "since its launch, none at all"
+            return (f"no heartbeat for {silent} s ({since}) while the executor reports it {state.state}: "
+                    f"taken for hung past HEARTBEAT_HARD_LIMIT_SECONDS={settings.HEARTBEAT_HARD_LIMIT_SECONDS}")
         return ""
     if state.state != "exited":
         return ""  # unknown: we could not ask, which proves nothing
@@ -298,6 +310,52 @@ def interruption_reason(job: TrainingJob, state: PodState, *, now: datetime, end
     if code == 0:
         return "worker exited cleanly but its completed report never arrived"
     return f"worker exited with code {code} without an error report"
+
+
+def warn_if_silent(job: TrainingJob, state: PodState, *, now: datetime) -> bool:
+    """A worker the executor reports running or starting, late with its events but not yet hung:
+    say so with one `anomaly` warning per silent spell (keyed by its last sign of life, kept in
+    executor_ref["silence_warned"]), and leave it running. Returns whether it warned."""
+    deadlines = job.silence_deadlines()
+    if deadlines is None or now <= deadlines.late_at:
+        return False
+    key = deadlines.since.isoformat()
+    if (job.executor_ref or {}).get("silence_warned") == key:
+        return False
+    silent = int((now - deadlines.since).total_seconds())
+    hung_at = deadlines.hung_at.isoformat(timespec="seconds")
+    if deadlines.started:
+        message = (f"No heartbeat for {silent} s (expected every {settings.HEARTBEAT_INTERVAL_SECONDS} s), but "
+                   f"the executor reports the worker {state.state}, so it is left running. If it stays silent "
+                   f"until {hung_at} it is stopped as hung and the job resumes from its last checkpoint.")
+        action = ("Check that the worker can reach PUBLIC_BASE_URL (its events queue up while it cannot) and "
+                  "its log for a hang.")
+    else:
+        message = (f"No event from the worker {silent} s after its launch (start-up grace "
+                   f"{settings.WORKER_STARTUP_GRACE_SECONDS} s), but the executor reports it {state.state}: still "
+                   "starting (image pull, model download or load), or unable to reach the control plane. If it "
+                   f"stays silent until {hung_at} it is stopped and launched again.")
+        action = ("Check the worker or pod log, and that PUBLIC_BASE_URL is reachable from the worker; raise "
+                  "WORKER_STARTUP_GRACE_SECONDS if start-up is normally this slow.")
+    with transaction.atomic():
+        rows = TrainingJob.objects.filter(pk=job.pk, attempt=job.attempt)
+        # Write first (the row lock, as in _merge_ref): of two polls racing here, one warns.
+        if not rows.update(executor_ref=F("executor_ref")):
+            return False
+        current = rows.values_list("executor_ref", flat=True).get() or {}
+        if current.get("silence_warned") == key:
+            return False
+        job.executor_ref = {**current, "silence_warned": key}
+        rows.update(executor_ref=job.executor_ref)
+        JobEvent.objects.create(
+            job=job, event_type=JobEvent.Type.ANOMALY, source="control_plane", attempt=job.attempt,
+            severity=JobEvent.Severity.WARNING, processed=True, received_at=now, processed_at=now,
+            payload={"kind": "heartbeat_stale", "step": job.current_step, "message": message,
+                     "suggested_action": action, "executor_state": state.state, "silent_seconds": silent,
+                     "first_event_received": deadlines.started, "hung_at": deadlines.hung_at.isoformat()})
+    logger.warning("job %s attempt %s: silent for %s s, executor says %s; not interrupting before %s",
+                   job.pk, job.attempt, silent, state.state, hung_at)
+    return True
 
 
 def _has_worker_event(job: TrainingJob, *event_types: str) -> bool:
@@ -513,5 +571,5 @@ def _parse(value: str | None) -> datetime | None:
 __all__ = [
     "build_worker_config", "fall_back_to_on_demand", "handle_interruption", "launch_attempt",
     "launch_backoff_seconds", "schedule_launch_retry", "poll_active_jobs", "poll_job",
-    "stop_attempt",
+    "stop_attempt", "warn_if_silent",
 ]
