@@ -110,6 +110,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collected in the web image): gunicorn alone serves none, so
+    # without this the admin has no CSS or JS with DEBUG off. After SecurityMiddleware, so the
+    # HTTPS redirect and HSTS apply to them too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -149,6 +153,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # --- PostgreSQL connection pool ---------------------------------------------------------
+    # DATABASE_POOL_MAX_SIZE > 0 turns on Django's native pool (psycopg_pool): each process
+    # (gunicorn worker, Celery child) holds at most that many connections, and a request beyond
+    # them waits up to DATABASE_POOL_TIMEOUT seconds for one instead of opening its own, so a burst
+    # cannot exhaust the server's max_connections. Size it so that processes x max size stays
+    # below the server's limit (docker-compose.yml: 3 web workers and 2 Celery children x 4).
+    # Off (0) by default: the test command's pytest-django databases keep plain connections.
+    DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
+    if DATABASE_POOL_MAX_SIZE:
+        DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0)
+        if DATABASE_POOL_MIN_SIZE > DATABASE_POOL_MAX_SIZE:
+            raise ImproperlyConfigured(f"DATABASE_POOL_MIN_SIZE={DATABASE_POOL_MIN_SIZE} must be at most "
+                                       f"DATABASE_POOL_MAX_SIZE={DATABASE_POOL_MAX_SIZE}")
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": DATABASE_POOL_MIN_SIZE,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 30, minimum=1),
+        }
+        # CONN_HEALTH_CHECKS (above) makes Django check each connection as it leaves the pool: one
+        # the server dropped (restart, idle timeout) is replaced instead of failing the request.
+        # The pool keeps the connections; Django refuses persistent connections on top of it.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -164,8 +190,19 @@ TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# --- Static files ----------------------------------------------------------------------------
+# Served by WhiteNoise from STATIC_ROOT (see MIDDLEWARE); the web image runs collectstatic. With
+# DEBUG off the names are content-hashed (and gzip/brotli copies made) so browsers may cache them
+# for good; that needs the manifest collectstatic writes, so DEBUG (the embedded default, the
+# tests) keeps plain names.
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
+_STATICFILES_BACKEND = ("django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+                        else "whitenoise.storage.CompressedManifestStaticFilesStorage")
+# In DEBUG WhiteNoise finds files in the apps as they are (nothing collected); decided here, from
+# the DEBUG settings were loaded with, not the one the test runner switches off at run time.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Storage ----------------------------------------------------------------------------------
 
@@ -189,7 +226,7 @@ else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": _STATICFILES_BACKEND},
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
