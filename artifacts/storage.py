@@ -101,6 +101,45 @@ def _s3_location_prefix(storage: Storage) -> str:
     return f"{location}/" if location else ""
 
 
+# --- Start-up ---------------------------------------------------------------------------------
+
+
+def ensure_bucket() -> bool:
+    """Create the storage's bucket (S3) or MEDIA_ROOT (filesystem) if missing; True if created.
+
+    Run at every start (`manage.py ensure_bucket`, docker-compose's migrate service): a fresh
+    MinIO has no bucket, and every upload would fail with NoSuchBucket. Safe to run concurrently:
+    a bucket another process created in the meantime counts as there.
+    """
+    storage = default_storage()
+    if not is_s3(storage):
+        root = Path(storage.location)
+        if root.is_dir():
+            return False
+        root.mkdir(parents=True, exist_ok=True)
+        return True
+    from botocore.exceptions import ClientError
+
+    client, bucket = _s3_client(storage), storage.bucket.name
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+            raise  # 403: the bucket exists but these credentials may not use it; say so
+    region = client.meta.region_name
+    # us-east-1 is S3's default and refuses an explicit LocationConstraint.
+    params = ({"CreateBucketConfiguration": {"LocationConstraint": region}}
+              if region and region != "us-east-1" else {})
+    try:
+        client.create_bucket(Bucket=bucket, **params)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            raise
+        return False
+    return True
+
+
 # --- Reading, writing, listing ----------------------------------------------------------------
 
 
