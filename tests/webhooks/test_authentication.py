@@ -72,22 +72,38 @@ def test_it_refuses_missing_signature_headers(worker, job):
     assert_nothing_written(job)
 
 
-def test_it_answers_404_for_an_unknown_job(client, db):
-    body = json.dumps({"id": "evt_1", "type": "heartbeat", "job_id": str(uuid.uuid4()), "attempt": 1,
+def post_heartbeat(client, job_id, attempt: int, secret: str, *, timestamp: int | None = None):
+    body = json.dumps({"id": "evt_1", "type": "heartbeat", "job_id": str(job_id), "attempt": attempt,
                        "seq": 1, "data": {}}).encode()
-    response = client.post(WEBHOOK_URL, data=body, content_type="application/json",
-                           headers=signing.signed_headers("s3cret", body, msg_id="evt_1"))
-    assert response.status_code == 404
-    assert not JobEvent.objects.exists()
+    headers = signing.signed_headers(secret, body, msg_id="evt_1",
+                                     timestamp=int(time.time()) if timestamp is None else timestamp)
+    return client.post(WEBHOOK_URL, data=body, content_type="application/json", headers=headers)
 
 
-def test_it_answers_404_for_a_job_that_was_never_started(client, db):
+def test_an_unknown_job_is_answered_exactly_like_a_bad_signature(client, job):
+    bad_signature = post_heartbeat(client, job.pk, 1, "not-the-job-secret")
+    unknown = post_heartbeat(client, uuid.uuid4(), 1, "s3cret")
+    assert unknown.status_code == bad_signature.status_code == 401
+    assert unknown.json() == bad_signature.json()
+    assert JobEvent.objects.count() == 0
+
+
+def test_a_stale_timestamp_is_answered_alike_for_unknown_and_known_jobs(client, job):
+    stale = int(time.time()) - 6 * 60
+    known = post_heartbeat(client, job.pk, 1, "s3cret", timestamp=stale)
+    unknown = post_heartbeat(client, uuid.uuid4(), 1, "s3cret", timestamp=stale)
+    assert unknown.status_code == known.status_code == 401
+    assert unknown.json() == known.json()
+
+
+def test_a_job_that_was_never_started_is_answered_like_an_unknown_one(client, db):
     job = make_job(status="pending", attempt=0, secret="")
-    body = json.dumps({"id": "evt_1", "type": "heartbeat", "job_id": str(job.pk), "attempt": 0,
-                       "seq": 1, "data": {}}).encode()
-    response = client.post(WEBHOOK_URL, data=body, content_type="application/json",
-                           headers=signing.signed_headers("", body, msg_id="evt_1"))
-    assert response.status_code == 404
+    # It has no secret: neither an empty one nor any other signs for it.
+    for secret in ("", "s3cret"):
+        never_started = post_heartbeat(client, job.pk, 0, secret)
+        unknown = post_heartbeat(client, uuid.uuid4(), 0, secret)
+        assert never_started.status_code == unknown.status_code == 401
+        assert never_started.json() == unknown.json()
     assert_nothing_written(job)
 
 

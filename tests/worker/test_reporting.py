@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,16 +155,24 @@ def test_409_or_410_requests_a_stop_and_drops_the_rest(rx: Receiver, tmp_path: P
     assert make_reporter(rx, outbox).pending_count == 0  # nor after a restart
 
 
-def test_other_4xx_drop_only_that_event(rx: Receiver, tmp_path: Path) -> None:
-    rx.fail_next(1, status=400)
+@pytest.mark.parametrize("status", [400, 401, 404, 413, 422])
+def test_other_4xx_drop_only_that_event(rx: Receiver, tmp_path: Path, status: int, caplog) -> None:
+    # A permanently bad event (a step too big for the database: 400 naming the field) is
+    # dropped with a logged error, never retried forever behind the events that follow it.
+    rx.fail_next(1, status=status)
     reporter = make_reporter(rx, tmp_path / "outbox")
     reporter.start()
-    reporter.emit("metrics", {"points": [{"step": 1}]})
-    reporter.emit("metrics", {"points": [{"step": 2}]})
-    assert reporter.flush(10)
+    with caplog.at_level(logging.ERROR, logger="gpu_worker.reporting"):
+        reporter.emit("metrics", {"points": [{"step": 1}]})
+        reporter.emit("metrics", {"points": [{"step": 2}]})
+        assert reporter.flush(10)
     reporter.close()
     assert [e["seq"] for e in rx.events] == [2]
     assert reporter.rejected == 1 and not reporter.stop_requested
+    assert rx.requests == 2  # the refused one was sent once
+    assert f"with {status}; dropping it" in caplog.text
+    rx.answer = None
+    assert make_reporter(rx, tmp_path / "outbox").pending_count == 0  # nor resent after a restart
 
 
 @pytest.mark.parametrize("status", [408, 429, 500])
