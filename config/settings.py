@@ -217,6 +217,10 @@ if STORAGE_BACKEND == "s3":
             "location": env.str("AWS_STORAGE_PREFIX", default=""),
             "region_name": env.str("AWS_S3_REGION_NAME", default=None),
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            # "path" for MinIO and most S3-compatible stores (docker-compose.yml); boto3's
+            # default would address <bucket>.<endpoint host>, which they do not serve.
+            "addressing_style": (None if (_style := env_choice(
+                "AWS_S3_ADDRESSING_STYLE", "auto", {"auto", "path", "virtual"})) == "auto" else _style),
             "default_acl": None,
             "querystring_auth": True,
             "file_overwrite": False,

@@ -313,8 +313,38 @@ def cuda_stats() -> dict[str, Any]:
     free, total = torch.cuda.mem_get_info()
     stats: dict[str, Any] = {"gpu_memory_used_mb": (total - free) / 2**20,
                              "gpu_memory_total_mb": total / 2**20}
+    device = torch.cuda.current_device()
     try:
-        stats["gpu_utilization_pct"] = float(torch.cuda.utilization())
-    except Exception:  # needs pynvml; optional
-        stats["gpu_utilization_pct"] = None
+        # NVML numbers every GPU of the host and ignores CUDA_VISIBLE_DEVICES; torch maps its
+        # device to NVML's index (the same mapping torch.cuda.utilization uses).
+        index = torch.cuda._get_nvml_device_index(device)
+    except Exception:
+        index = device
+    stats["gpu_utilization_pct"] = gpu_utilization_pct(index)
     return stats
+
+
+_nvml_ready = False
+
+
+def gpu_utilization_pct(nvml_index: int = 0, nvml: Any = None) -> int | None:
+    """The utilisation (percent, over NVML's last sample period) of NVML device `nvml_index`.
+
+    NVML comes from nvidia-ml-py (the `pynvml` module, installed in the GPU image) and the host
+    driver's libnvidia-ml. None where either is missing (CPU runs, an image without it) or NVML
+    fails: a metric point never fails for want of it.
+    """
+    global _nvml_ready
+    if nvml is None:
+        try:
+            import pynvml as nvml
+        except ImportError:
+            return None
+    try:
+        if not _nvml_ready:
+            nvml.nvmlInit()  # once per process; it is reference-counted, never shut down here
+            _nvml_ready = True
+        handle = nvml.nvmlDeviceGetHandleByIndex(nvml_index)
+        return int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    except Exception:  # NVMLError (no driver, lost device) and its many subclasses
+        return None
