@@ -10,16 +10,22 @@ The control calls are authenticated only by the job's secret (Standard Webhooks 
 gpu_worker.signing.verify): no session, no token, no CSRF. Keys are relative to the job's root
 and cannot leave it. A terminal job gets 409, which HttpStore turns into a StoreError at once.
 
-Attempt fencing: HttpStore sends its attempt in an `x-worker-attempt` header on every control
-call; one that is not the job's current attempt gets 409, so a superseded attempt that still
-holds the secret can neither sign uploads nor delete checkpoints (its webhook reports get 409 too,
-which makes it exit). A call without the header (older workers, tools) is not fenced here.
+Attempt fencing: every control call carries its attempt in an `x-worker-attempt` header
+(HttpStore sends it); one without it, or not an integer, gets 400 naming the header, and one
+that is not the job's current attempt gets 409, so a superseded attempt that still holds the
+secret can neither sign uploads nor delete checkpoints (its webhook reports get 409 too, which
+makes it exit).
+
+An unknown or never-started job is checked against a random secret, so it fails exactly as a bad
+signature does. Every answer is JSON: {"detail": ...}, with {"errors": {name: message}} when one
+field or header is at fault; a body over WEBHOOK_MAX_BODY_BYTES (at most 1 MiB here) is a 413.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -35,7 +41,9 @@ from .signing import TokenError, read_blob_token
 
 logger = logging.getLogger("artifacts.worker_api")
 
+# Control calls are small (1000 keys to sign is ~100 KB); the webhook's limit caps it further.
 MAX_CONTROL_BODY = 1024 * 1024
+ATTEMPT_HEADER = "x-worker-attempt"
 MAX_KEYS_PER_SIGN = 1000
 MANIFEST = "manifest.json"
 # What a worker reads and writes (docs/worker-contract.md); exports/ belong to the control plane.
@@ -43,42 +51,63 @@ WORKER_AREAS = ("checkpoints/", "adapter/", "reports/")
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+def _error(status: int, message: str, field: str | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"detail": message}
+    if field is not None:
+        body["errors"] = {field: message}
+    return JsonResponse(body, status=status)
+
+
+def max_control_body() -> int:
+    return min(MAX_CONTROL_BODY, settings.WEBHOOK_MAX_BODY_BYTES)
 
 
 def _control_body(request: HttpRequest) -> bytes:
     try:
         length = int(request.headers.get("content-length") or 0)
     except ValueError as exc:
-        raise _Refused(400, "bad content-length") from exc
-    if length > MAX_CONTROL_BODY:
-        raise _Refused(413, "request body too large")
+        raise _Refused(400, "bad content-length", "content-length") from exc
+    if length < 0:
+        raise _Refused(400, "bad content-length", "content-length")
+    limit = max_control_body()
+    if length > limit:
+        raise _Refused(413, f"the request body is limited to {limit} bytes")
     return request.read(length) if length else b""
 
 
 def _authenticated_job(request: HttpRequest, job_id, body: bytes) -> TrainingJob:
     """The job whose secret signed this request; refuse terminal jobs and foreign attempts."""
     job = TrainingJob.objects.filter(pk=job_id).only("id", "secret", "status", "attempt").first()
-    # An unknown job and a bad signature look the same: nothing leaks about which jobs exist.
-    if job is None or not job.secret:
-        raise _Refused(401, "signature does not match")
+    # An unknown or never-started job is verified against a secret nobody has: it fails exactly
+    # as a bad signature does (same answer, same work), so nothing leaks about which jobs exist.
+    secret = job.secret if job is not None and job.secret else secrets.token_urlsafe(32)
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        worker_signing.verify(job.secret, headers, body)
+        worker_signing.verify(secret, headers, body)
     except worker_signing.SignatureError as exc:
         raise _Refused(401, str(exc)) from exc
+    if job is None:  # unreachable: nobody holds the random secret
+        raise _Refused(401, "signature does not match")
+    attempt = _attempt(headers)
     if job.is_terminal:
         raise _Refused(409, f"the job is {job.status}; storage is closed to workers")
-    attempt = headers.get("x-worker-attempt")
-    if attempt is not None and attempt != str(job.attempt):
+    if attempt != job.attempt:
         raise _Refused(409, f"attempt {attempt} was superseded by attempt {job.attempt}")
     return job
+
+
+def _attempt(headers: dict[str, str]) -> int:
+    """The caller's attempt: required, so no call escapes the superseded-attempt check."""
+    value = headers.get(ATTEMPT_HEADER, "")
+    if not value.isascii() or not value.isdigit():
+        raise _Refused(400, "required: the worker's attempt number, a non-negative integer", ATTEMPT_HEADER)
+    return int(value)
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -98,7 +127,7 @@ def _control(view):
         try:
             return view(request, job_id)
         except _Refused as exc:
-            return _error(exc.status, str(exc))
+            return _error(exc.status, str(exc), exc.field)
         except storage.InvalidKey as exc:
             return _error(400, str(exc))
 

@@ -31,11 +31,18 @@ def api_url(live_server, job) -> str:
     return f"{live_server.url}/api/worker/jobs/{job.pk}/storage"
 
 
-def signed_post(url: str, payload: dict, secret: str = SECRET, **header_overrides) -> requests.Response:
+def signed_post(url: str, payload: dict, secret: str = SECRET, attempt: int | None = 1,
+                **header_overrides) -> requests.Response:
+    """A control call as HttpStore makes it: signed, with its attempt (None: without the header)."""
     body = json.dumps(payload).encode()
     headers = {**signing.signed_headers(secret, body), "content-type": "application/json",
-               **header_overrides}
+               **({"x-worker-attempt": str(attempt)} if attempt is not None else {}), **header_overrides}
     return requests.post(url, data=body, headers=headers, timeout=10)
+
+
+def worker_store(live_server, job):
+    return open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret,
+                      attempt=job.attempt)
 
 
 def checkpoint_dir(tmp_path, step: int):
@@ -49,7 +56,7 @@ def checkpoint_dir(tmp_path, step: int):
 
 def test_the_worker_client_commits_lists_fetches_and_prunes(backend, live_server, make_job, tmp_path):
     job = make_job()
-    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    store = worker_store(live_server, job)
     for step in (100, 200, 300):
         commit_checkpoint(store, checkpoint_dir(tmp_path, step), step, attempt=1)
 
@@ -76,7 +83,7 @@ def test_the_worker_client_commits_lists_fetches_and_prunes(backend, live_server
 
 def test_a_checkpoint_whose_manifest_never_arrived_is_not_listed(backend, live_server, make_job, tmp_path):
     job = make_job()
-    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    store = worker_store(live_server, job)
     commit_checkpoint(store, checkpoint_dir(tmp_path, 1), 1, attempt=1)
     # A crash mid-upload: files of step 2 but no manifest.
     store.put_file("checkpoints/step-2/adapter_model.safetensors",
@@ -86,14 +93,15 @@ def test_a_checkpoint_whose_manifest_never_arrived_is_not_listed(backend, live_s
 
 def test_get_of_a_missing_key_is_a_store_error(backend, live_server, make_job, tmp_path):
     job = make_job()
-    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    store = worker_store(live_server, job)
     with pytest.raises(StoreError):
         store.get_file("checkpoints/step-9/manifest.json", tmp_path / "m.json")
 
 
 def test_it_rejects_a_bad_or_stale_signature(filesystem, live_server, make_job):
     job = make_job()
-    wrong = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret="not-the-secret")
+    wrong = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret="not-the-secret",
+                       attempt=job.attempt)
     with pytest.raises(StoreError, match="HTTP 401"):
         wrong.committed_checkpoints()
 
@@ -144,7 +152,7 @@ def test_delete_keeps_everything_outside_the_prefix(backend, live_server, make_j
 @pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
 def test_a_finished_job_gets_409(filesystem, live_server, make_job, status):
     job = make_job(status=status)
-    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    store = worker_store(live_server, job)
     with pytest.raises(StoreError, match="HTTP 409"):
         store.put_bytes("checkpoints/step-1/manifest.json", b"{}")
 
@@ -157,9 +165,58 @@ def test_an_attempt_header_from_a_superseded_attempt_gets_409(filesystem, live_s
     assert signed_post(url, payload, **{"x-worker-attempt": "3"}).status_code == 200
 
 
-def test_an_unknown_job_looks_like_a_bad_signature(filesystem, live_server):
+@pytest.mark.parametrize("route", ["sign", "delete", "multipart"])
+def test_a_call_without_its_attempt_header_is_a_400_naming_it(filesystem, live_server, make_job, route):
+    job = make_job(attempt=3)
+    storage.save_bytes(storage.job_key(job.pk, "checkpoints/step-1/a"), b"1")
+    payload = {"sign": {"method": "PUT", "keys": ["adapter/x"]}, "delete": {"prefix": "checkpoints/"},
+               "multipart": {"action": "start", "key": "checkpoints/x", "size": 1}}[route]
+    url = f"{api_url(live_server, job)}/{route}"
+    for attempt in (None, "three", "", "3.0"):
+        response = signed_post(url, payload, attempt=None,
+                               **({"x-worker-attempt": attempt} if attempt is not None else {}))
+        assert response.status_code == 400, (attempt, response.text)
+        assert response.headers["content-type"] == "application/json"
+        assert "x-worker-attempt" in response.json()["errors"]
+    assert storage.exists(storage.job_key(job.pk, "checkpoints/step-1/a"))  # nothing deleted
+    assert signed_post(url, payload, attempt=2).status_code == 409
+    assert signed_post(url, payload, attempt=3).status_code in (200, 204)
+
+
+def test_listing_checkpoints_needs_the_attempt_header_too(filesystem, live_server, make_job):
+    job = make_job(attempt=2)
+    url = f"{api_url(live_server, job)}/checkpoints"
+    unsigned_attempt = requests.get(url, headers=signing.signed_headers(SECRET, b""), timeout=10)
+    assert unsigned_attempt.status_code == 400
+    assert requests.get(url, headers={**signing.signed_headers(SECRET, b""), "x-worker-attempt": "2"},
+                        timeout=10).status_code == 200
+
+
+def test_an_unknown_job_looks_like_a_bad_signature(filesystem, live_server, make_job):
     url = f"{live_server.url}/api/worker/jobs/00000000-0000-0000-0000-000000000000/storage/sign"
-    assert signed_post(url, {"method": "GET", "keys": ["a"]}).status_code == 401
+    unknown = signed_post(url, {"method": "GET", "keys": ["a"]})
+    bad_signature = signed_post(api_url(live_server, make_job()) + "/sign", {"method": "GET", "keys": ["a"]},
+                                secret="not-the-secret")
+    never_started = signed_post(api_url(live_server, make_job(status=Status.PENDING, attempt=0, secret="")) + "/sign",
+                                {"method": "GET", "keys": ["a"]}, secret="", attempt=0)
+    assert unknown.status_code == bad_signature.status_code == never_started.status_code == 401
+    assert unknown.json() == bad_signature.json() == never_started.json()
+    # Whatever is wrong with the signature, an unknown job gets the answer a known one would.
+    payload = {"method": "GET", "keys": ["a"]}
+    stale = signing.signed_headers(SECRET, json.dumps(payload).encode(), timestamp=int(time.time()) - 600)
+    stale_unknown = signed_post(url, payload, **stale)
+    stale_known = signed_post(api_url(live_server, make_job()) + "/sign", payload, **stale)
+    assert stale_unknown.status_code == stale_known.status_code == 401
+    assert stale_unknown.json() == stale_known.json()
+
+
+def test_a_control_body_over_the_limit_is_a_json_413(filesystem, live_server, make_job, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 1000
+    url = api_url(live_server, make_job()) + "/sign"
+    response = signed_post(url, {"method": "PUT", "keys": ["adapter/" + "x" * 2000]})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    assert "1000" in response.json()["detail"]
 
 
 def test_the_store_spec_for_remote_workers_points_at_this_api(settings, make_job):
@@ -178,7 +235,7 @@ def test_a_big_upload_goes_to_s3_in_parts_and_arrives_whole(s3, live_server, mak
     settings.WORKER_MULTIPART_THRESHOLD_BYTES = 6 * MIB
     settings.WORKER_MULTIPART_PART_BYTES = 5 * MIB
     job = make_job()
-    store = open_store({"kind": "http", "api_url": api_url(live_server, job)}, secret=job.secret)
+    store = worker_store(live_server, job)
     big = tmp_path / "optimizer.pt"
     pattern = bytes(range(256)) * 4096  # 1 MiB, so a misplaced part shows
     big.write_bytes(b"".join(bytes([i]) + pattern[1:] for i in range(12)) + b"tail")  # 12 MiB + 4 bytes
