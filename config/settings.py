@@ -234,6 +234,13 @@ STORAGES = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Worker request bodies ----------------------------------------------------------------------
+# The largest body the worker's webhook (POST /api/training/webhook) accepts, in bytes: a bigger
+# one is answered with a JSON 413 before it is read (a metrics batch is a few KB). The worker
+# storage API's control calls are capped at the smaller of this and 1 MiB (artifacts/worker_api.py).
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
+
 # Artifacts (artifacts/): customer download links, worker upload/download URLs, retention.
 ARTIFACT_URL_TTL_SECONDS = env_int("ARTIFACT_URL_TTL_SECONDS", 24 * 3600, minimum=60)
 WORKER_URL_TTL_SECONDS = env_int("WORKER_URL_TTL_SECONDS", 3600, minimum=60)
