@@ -202,3 +202,10 @@ def test_requirements_pin_the_production_server_packages():
     pins = Path(ROOT, "requirements.txt").read_text()
     for line in ("gunicorn==", "whitenoise==", "psycopg[binary,pool]==", "psycopg-pool=="):
         assert re.search(rf"(?m)^{re.escape(line)}\d", pins), f"{line} is not pinned in requirements.txt"
+
+
+def test_the_addressing_style_reaches_the_s3_storage():
+    # MinIO serves buckets by path; boto3's default would look for <bucket>.minio.
+    code = "from django.conf import settings as s; print('RESULT', '\"%s\"' % s.STORAGES['default']['OPTIONS']['addressing_style'])"
+    env = production_env(STORAGE_BACKEND="s3", AWS_STORAGE_BUCKET_NAME="lora-artifacts", AWS_S3_ADDRESSING_STYLE="path")
+    assert read_result(run_manage("shell", "-c", code, env=env)) == "path"
