@@ -19,14 +19,19 @@ Nothing here imports torch or transformers; the tokenizer is passed in.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
+import os
 import random
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 FORMATS = ("messages", "training_pairs", "prompt_completion")
 CHAT_ROLES = ("system", "user", "assistant")
@@ -58,15 +63,23 @@ class RecordProblem:
 
 class DatasetError(Exception):
     """The dataset cannot be used. ``problems`` holds the stored problems (at most 1000);
-    ``problem_count`` counts them all. ``str()`` is a readable multi-line report."""
+    ``problem_count`` counts them all. ``str()`` is a readable multi-line report.
 
-    def __init__(self, message: str, problems: Sequence[RecordProblem] = (), problem_count: int | None = None):
+    Every DatasetError names at least one problem with its line, field and reason, so the
+    control plane can store it structured; ``listed=False`` marks a problem that only restates
+    the message (a whole-file error), which ``str()`` then does not repeat."""
+
+    def __init__(self, message: str, problems: Sequence[RecordProblem] = (), problem_count: int | None = None,
+                 *, listed: bool = True):
         self.message = message
         self.problems = list(problems)
         self.problem_count = len(self.problems) if problem_count is None else problem_count
+        self.listed = listed
         super().__init__(message)
 
     def __str__(self) -> str:
+        if not self.listed:
+            return self.message
         lines = [self.message]
         lines += [f"  {p}" for p in self.problems[:MAX_REPORTED_PROBLEMS]]
         hidden = self.problem_count - min(len(self.problems), MAX_REPORTED_PROBLEMS)
@@ -102,6 +115,22 @@ class DatasetReport:
 
 
 # Loading
+#
+# Everything here streams: a file is read record by record (a JSONL line, or one element of a
+# JSON array through json.JSONDecoder.raw_decode over a sliding buffer), so memory is bounded by
+# the largest record, never by the file. load_dataset_file keeps the conversations (the worker
+# trains on them); scan_dataset hands each one to a callback and keeps only counts and problems.
+
+CHUNK_BYTES = 1 << 20
+# The file's format is the one most of its first records have (see _detect_format); this many
+# records in a known format, or this many characters, decide it.
+FORMAT_SAMPLE_RECORDS = 100
+FORMAT_SAMPLE_CHARS = 8 << 20
+# A stored reason quotes at most this much of what the record held.
+MAX_REASON_CHARS = 300
+PROGRESS_EVERY_RECORDS = 1000
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
 
 
 @dataclass
@@ -109,6 +138,7 @@ class _Record:
     value: Any
     line: int
     index: int | None  # 1-based array index; None for JSONL
+    size: int = 0  # characters, for the format sample's bound
 
 
 @dataclass(frozen=True)
@@ -128,35 +158,344 @@ class _Problems:
     def add(self, problem: RecordProblem) -> None:
         self.count += 1
         if len(self.stored) < MAX_STORED_PROBLEMS:
+            if len(problem.reason) > MAX_REASON_CHARS:
+                problem = replace(problem, reason=problem.reason[: MAX_REASON_CHARS - 1] + "…")
             self.stored.append(problem)
 
 
-def load_dataset_file(path: str | Path) -> DatasetReport:
+@dataclass
+class DatasetScan:
+    """What scan_dataset found: counts and the (capped) problems, no conversations."""
+
+    format: str
+    records: int
+    conversations: int
+    problems: list[RecordProblem]
+    problem_count: int
+    bytes_read: int
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+
+def _whole_file_error(name: str, reason: str, line: int = 1, record: int | None = None) -> DatasetError:
+    """A DatasetError whose one structured problem says the same as its message."""
+    return DatasetError(f"{name}: {reason}", [RecordProblem(line, "", reason, record)], 1, listed=False)
+
+
+class _Source:
+    """A binary stream with a push-back buffer, a byte count and the byte-order mark removed."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.pending = b""
+        self.bytes_read = 0
+        first = stream.read(CHUNK_BYTES) or b""
+        if first.startswith(_BOM):  # spreadsheet exports often start with one
+            first = first[len(_BOM):]
+            self.bytes_read += len(_BOM)
+        self.pending = first
+
+    def read(self, n: int) -> bytes:
+        if self.pending:
+            out, self.pending = self.pending[:n], self.pending[n:]
+        else:
+            out = self.stream.read(n) or b""
+        self.bytes_read += len(out)
+        return out
+
+    def readline(self) -> bytes:
+        if self.pending:
+            cut = self.pending.find(b"\n")
+            if cut >= 0:
+                out, self.pending = self.pending[: cut + 1], self.pending[cut + 1:]
+            else:
+                out, self.pending = self.pending + (self.stream.readline() or b""), b""
+        else:
+            out = self.stream.readline() or b""
+        self.bytes_read += len(out)
+        return out
+
+    def first_char(self) -> bytes:
+        """The first non-whitespace byte (b"" for an empty file), left unread."""
+        while True:
+            stripped = self.pending.lstrip(b" \t\r\n")
+            if stripped:
+                return stripped[:1]
+            more = self.stream.read(CHUNK_BYTES) or b""
+            if not more:
+                return b""
+            self.pending += more
+
+    def first_line(self, limit: int) -> bytes | None:
+        """The first non-blank line, left unread; None if it is longer than `limit` bytes."""
+        while True:
+            start = len(self.pending) - len(self.pending.lstrip(b" \t\r\n"))
+            cut = self.pending.find(b"\n", start)
+            if cut >= 0:
+                return self.pending[start:cut]
+            if len(self.pending) - start > limit:
+                return None
+            more = self.stream.read(CHUNK_BYTES) or b""
+            if not more:
+                return self.pending[start:]
+            self.pending += more
+
+
+class _ArrayParser:
+    """Values of a JSON array read from a stream through a sliding text buffer.
+
+    Only the unread tail and the current element are held. Lines and columns of positions are
+    tracked incrementally (positions only move forward).
+    """
+
+    def __init__(self, source: _Source, name: str):
+        self.source = source
+        self.name = name
+        self.decoder = json.JSONDecoder()
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.offset = 0  # characters dropped from the buffer's front
+        self.mark, self.line, self.last_newline = 0, 1, -1  # last_newline: absolute offset
+
+    def _more(self, n: int | None = None) -> bool:
+        """Append up to n more bytes' worth of text (a chunk by default); False at end of file."""
+        if self.eof:
+            return False
+        before = self.source.bytes_read
+        raw = self.source.read(n or CHUNK_BYTES)
+        try:
+            text = self.utf8.decode(raw, final=not raw)
+        except UnicodeDecodeError as exc:
+            held = len(exc.object) - len(raw)  # bytes carried over from the previous read
+            byte = before - held + exc.start
+            line = self.line_at(len(self.buf)) + exc.object[: exc.start].count(b"\n")
+            raise _whole_file_error(self.name, f"line {line}: not UTF-8 text (byte {byte})", line) from exc
+        if not raw:
+            self.eof = True
+        self.buf += text
+        return bool(raw) or bool(text)
+
+    def _compact(self) -> None:
+        if self.pos > CHUNK_BYTES:
+            self.line_at(self.pos)
+            self.buf = self.buf[self.pos:]
+            self.offset += self.pos
+            self.mark -= self.pos
+            self.pos = 0
+
+    def line_at(self, pos: int) -> int:
+        if pos > self.mark:
+            newlines = self.buf.count("\n", self.mark, pos)
+            if newlines:
+                self.line += newlines
+                self.last_newline = self.offset + self.buf.rfind("\n", self.mark, pos)
+            self.mark = pos
+        return self.line
+
+    def column_at(self, pos: int) -> int:
+        self.line_at(pos)
+        return self.offset + pos - self.last_newline
+
+    def skip_ws(self) -> bool:
+        """Move past whitespace; False at end of file."""
+        while True:
+            self.pos = _WHITESPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return True
+            if not self._more():
+                return False
+
+    def value(self, record: int | None) -> Any:
+        """Decode the value at pos, reading on (doubling) until it is complete."""
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self._more(max(CHUNK_BYTES, len(self.buf) - self.pos)):
+                    continue
+                raise self.syntax_error(exc.pos, exc.msg, record) from exc
+            # A number or literal ending at the buffer's end may go on in the next read.
+            if end == len(self.buf) and self._more():
+                continue
+            self.pos = end
+            return value
+
+    def syntax_error(self, pos: int, msg: str, record: int | None) -> DatasetError:
+        line, column = self.line_at(pos), self.column_at(pos)
+        where = f" (in record {record} of the array)" if record else ""
+        reason = f"not valid JSON at line {line} column {column}: {msg}{where}"
+        problem = RecordProblem(line, "", f"not valid JSON ({msg} at column {column})", record)
+        return DatasetError(f"{self.name}: {reason}", [problem], 1, listed=False)
+
+    def records(self) -> Iterator[_Record]:
+        self.skip_ws()
+        self.pos += 1  # the "[" the caller saw
+        if not self.skip_ws():
+            raise self.syntax_error(self.pos, "the array is not closed with ']'", None)
+        if self.buf[self.pos] == "]":
+            self.pos += 1
+            self.expect_end()
+            raise _whole_file_error(self.name, "the dataset is an empty JSON array")
+        index = 0
+        while True:
+            index += 1
+            start = self.pos
+            line = self.line_at(start)
+            value = self.value(index)
+            yield _Record(value, line, index, self.pos - start)
+            self._compact()
+            if not self.skip_ws():
+                raise self.syntax_error(self.pos, "the array is not closed with ']'", index)
+            if self.buf[self.pos] == ",":
+                self.pos += 1
+                if not self.skip_ws():
+                    raise self.syntax_error(self.pos, "the array is not closed with ']'", index)
+                continue
+            if self.buf[self.pos] == "]":
+                self.pos += 1
+                self.expect_end()
+                return
+            raise self.syntax_error(self.pos, "Expecting ',' or ']'", index)
+
+    def expect_end(self) -> None:
+        if self.skip_ws():
+            raise self.syntax_error(self.pos, "extra data after the JSON array", None)
+
+
+def _jsonl_records(source: _Source, name: str) -> Iterator[_Record]:
+    number = 0
+    while raw := source.readline():
+        number += 1
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            byte = source.bytes_read - len(raw) + exc.start
+            raise _whole_file_error(name, f"line {number}: not UTF-8 text (byte {byte})", number) from exc
+        if not line.strip():
+            continue
+        try:
+            value: Any = json.loads(line)
+        except json.JSONDecodeError as exc:
+            value = _InvalidJSON(f"not valid JSON ({exc.msg} at column {exc.colno})")
+        yield _Record(value, number, None, len(line))
+
+
+def _iter_records(source: _Source, name: str, suffix: str) -> Iterator[_Record]:
+    first = source.first_char()
+    if not first:
+        raise _whole_file_error(name, "the dataset file is empty")
+    array = first == b"["
+    if array and suffix == ".jsonl":
+        # A .jsonl file may open with a line that is itself an array ("[1, 2]"): that is a bad
+        # record on line 1, not an array file. Only a first line that is not JSON by itself
+        # ("[" alone, or "[{...},") makes it a JSON array.
+        line = source.first_line(FORMAT_SAMPLE_CHARS)
+        if line is not None:
+            try:
+                json.loads(line)
+                array = False
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                pass
+    if array:
+        yield from _ArrayParser(source, name).records()
+    else:
+        yield from _jsonl_records(source, name)
+
+
+def _is_single_object(stream: BinaryIO, name: str) -> bool:
+    """Whether the whole stream is one JSON object (read again from the start, streaming)."""
+    try:
+        stream.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return False
+    parser = _ArrayParser(_Source(stream), name)
+    try:
+        if not parser.skip_ws() or parser.buf[parser.pos] != "{":
+            return False
+        parser.value(None)
+        return not parser.skip_ws()
+    except DatasetError:
+        return False
+
+
+@contextmanager
+def _opened(source: str | Path | BinaryIO, name: str | None) -> Iterator[tuple[BinaryIO, str]]:
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            display = name or str(path)
+            raise _whole_file_error(display, f"cannot read the dataset file ({exc.strerror or exc})") from exc
+        with handle:
+            yield handle, name or str(path)
+    else:
+        yield source, name or getattr(source, "name", None) or "dataset"
+
+
+def scan_dataset(
+    source: str | Path | BinaryIO,
+    *,
+    name: str | None = None,
+    on_conversation: Callable[[Conversation], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DatasetScan:
+    """Check every record of a dataset, streaming; hand each good one to `on_conversation`.
+
+    `source` is a path or a binary stream; `name` is what messages call it (and its suffix,
+    .json or .jsonl, says how to read a file opening with "["). `on_progress(records,
+    bytes_read)` is called every PROGRESS_EVERY_RECORDS records and at the end. Raises
+    DatasetError only when the file as a whole is unusable: unreadable, empty, not JSON or
+    JSONL at all, or in no format we know; its problems always name a line.
+    """
+    with _opened(source, name) as (stream, display):
+        src = _Source(stream)
+        records = _iter_records(src, display, Path(display).suffix.lower())
+        sample: list[_Record] = []
+        known = chars = 0
+        for record in records:
+            sample.append(record)
+            chars += record.size
+            known += isinstance(record.value, dict) and _record_format(record.value) is not None
+            if known >= FORMAT_SAMPLE_RECORDS or chars >= FORMAT_SAMPLE_CHARS:
+                break
+        whole = known < FORMAT_SAMPLE_RECORDS and chars < FORMAT_SAMPLE_CHARS
+        fmt = _detect_format(sample, display, stream if whole else None)
+        problems = _Problems()
+        count = good = 0
+        for record in chain(sample, records):
+            count += 1
+            conversation = _normalise(record, fmt, problems)
+            if conversation is not None:
+                good += 1
+                if on_conversation is not None:
+                    on_conversation(conversation)
+            if on_progress is not None and count % PROGRESS_EVERY_RECORDS == 0:
+                on_progress(count, src.bytes_read)
+        del sample
+        if on_progress is not None:
+            on_progress(count, src.bytes_read)
+        return DatasetScan(fmt, count, good, problems.stored, problems.count, src.bytes_read)
+
+
+def load_dataset_file(path: str | Path | BinaryIO, *, name: str | None = None) -> DatasetReport:
     """Read and check every record; return the good ones as conversations and every problem.
 
-    Raises DatasetError only when the file as a whole is unusable: unreadable, empty, not JSON
-    or JSONL at all, or in no format we know.
+    The worker's loader: it keeps every conversation (it trains on them). The control plane
+    validates with scan_dataset, which keeps none. Raises DatasetError as scan_dataset does.
     """
-    path = Path(path)
-    text = _read_text(path)
-    problems = _Problems()
-    if text.lstrip().startswith("["):
-        records = _parse_json_array(text, path)
-    else:
-        records = _parse_jsonl(text, path)
-    objects = [r for r in records if isinstance(r.value, dict)]
-    fmt = _detect_format(objects, path)
-    conversations = []
-    for record in records:
-        conversation = _normalise(record, fmt, problems)
-        if conversation is not None:
-            conversations.append(conversation)
+    conversations: list[Conversation] = []
+    scan = scan_dataset(path, name=name, on_conversation=conversations.append)
     return DatasetReport(
-        format=fmt,
-        records=len(records),
-        problems=problems.stored,
+        format=scan.format,
+        records=scan.records,
+        problems=scan.problems,
         conversations=conversations,
-        problem_count=problems.count,
+        problem_count=scan.problem_count,
     )
 
 
@@ -174,107 +513,6 @@ def validate_dataset_file(path: str | Path) -> DatasetReport:
     return report
 
 
-def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the dataset file ({exc.strerror or exc})") from exc
-    try:
-        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DatasetError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})") from exc
-    if not text.strip():
-        raise DatasetError(f"{path}: the dataset file is empty")
-    return text
-
-
-def _line_of(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
-def _column_of(text: str, pos: int) -> int:
-    return pos - (text.rfind("\n", 0, pos) + 1) + 1
-
-
-def _parse_json_array(text: str, path: Path) -> list[_Record]:
-    """Decode the array one element at a time, so each record knows the line it starts on."""
-    decoder = json.JSONDecoder()
-    records: list[_Record] = []
-    pos = _skip_ws(text, text.index("[") + 1)
-    if pos < len(text) and text[pos] == "]":
-        _expect_end(text, pos + 1, path)
-        raise DatasetError(f"{path}: the dataset is an empty JSON array")
-    while True:
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise _syntax_error(path, text, exc.pos, exc.msg, len(records) + 1) from exc
-        records.append(_Record(value, _line_of(text, pos), len(records) + 1))
-        pos = _skip_ws(text, end)
-        if pos < len(text) and text[pos] == ",":
-            pos = _skip_ws(text, pos + 1)
-            continue
-        if pos < len(text) and text[pos] == "]":
-            _expect_end(text, pos + 1, path)
-            return records
-        reason = "Expecting ',' or ']'" if pos < len(text) else "the array is not closed with ']'"
-        raise _syntax_error(path, text, pos, reason, len(records))
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
-
-
-def _expect_end(text: str, pos: int, path: Path) -> None:
-    pos = _skip_ws(text, pos)
-    if pos < len(text):
-        raise _syntax_error(path, text, pos, "extra data after the JSON array", None)
-
-
-def _syntax_error(path: Path, text: str, pos: int, msg: str, record: int | None) -> DatasetError:
-    where = f" (in record {record} of the array)" if record else ""
-    return DatasetError(
-        f"{path}: not valid JSON at line {_line_of(text, pos)} column {_column_of(text, pos)}: {msg}{where}"
-    )
-
-
-def _parse_jsonl(text: str, path: Path) -> list[_Record]:
-    records: list[_Record] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value: Any = json.loads(line)
-        except json.JSONDecodeError as exc:
-            value = _InvalidJSON(f"not valid JSON ({exc.msg} at column {exc.colno})")
-        records.append(_Record(value, number, None))
-    if all(isinstance(r.value, _InvalidJSON) for r in records):
-        # Nothing parsed: not a JSONL file with some bad lines but something else entirely.
-        if _is_json_object(text):
-            raise DatasetError(
-                f"{path}: the file is a single JSON object; expected a JSON array of records "
-                "or JSONL (one record per line)"
-            )
-        problems = [RecordProblem(r.line, "", r.value.reason) for r in records]
-        raise DatasetError(
-            f"{path}: not JSON or JSONL: no line holds a JSON record",
-            problems[:MAX_STORED_PROBLEMS],
-            len(problems),
-        )
-    return records
-
-
-def _is_json_object(text: str) -> bool:
-    try:
-        return isinstance(json.loads(text), dict)
-    except json.JSONDecodeError:
-        return False
-
-
 def _record_format(record: dict[str, Any]) -> str | None:
     if "messages" in record:
         return "messages"
@@ -285,18 +523,42 @@ def _record_format(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _detect_format(objects: list[_Record], path: Path) -> str:
-    """The format most records look like; the odd ones out are reported against it."""
-    votes = Counter(f for f in (_record_format(r.value) for r in objects) if f is not None)
-    if not votes:
-        sample = sorted(objects[0].value)[:10] if objects else []
-        seen = f"; the first record (line {objects[0].line}) has fields {', '.join(sample)}" if sample else ""
-        raise DatasetError(
-            f"{path}: unknown dataset format: expected records with 'messages', or "
-            f"'current_user_input' and 'target_response', or 'prompt' and 'completion'{seen}"
-        )
-    best = max(votes.values())
-    return next(f for f in FORMATS if votes[f] == best)
+def _detect_format(sample: list[_Record], name: str, whole_stream: BinaryIO | None) -> str:
+    """The format most of the first records look like; the odd ones out are reported against it.
+
+    `whole_stream` is given when the sample is the whole file (so "nothing parsed" means the
+    file is not JSONL at all, and it may be worth checking for a single JSON object).
+    """
+    votes = Counter(f for f in (_record_format(r.value) for r in sample if isinstance(r.value, dict)) if f is not None)
+    if votes:
+        best = max(votes.values())
+        return next(f for f in FORMATS if votes[f] == best)
+    if sample and all(isinstance(r.value, _InvalidJSON) for r in sample):
+        # Nothing parsed: not a JSONL file with some bad lines but something else entirely.
+        if whole_stream is not None and _is_single_object(whole_stream, name):
+            reason = ("the file is a single JSON object; expected a JSON array of records "
+                      "or JSONL (one record per line)")
+            raise _whole_file_error(name, reason)
+        problems = _Problems()
+        for record in sample:
+            problems.add(RecordProblem(record.line, "", record.value.reason))
+        scope = "no line holds a JSON record" if whole_stream is not None else "no line of its start holds a JSON record"
+        raise DatasetError(f"{name}: not JSON or JSONL: {scope}", problems.stored, problems.count)
+    objects = [r for r in sample if isinstance(r.value, dict)]
+    if not objects:
+        # Records, but none of them an object: each is reported where it is, in file order.
+        problems = _Problems()
+        for record in sample:
+            _normalise(record, FORMATS[0], problems)
+        raise DatasetError(f"{name}: no record is a JSON object; {problems.stored[0]}", problems.stored, problems.count)
+    first = objects[0]
+    sample_fields = sorted(str(k)[:40] for k in first.value)[:10]
+    seen = f"; the first record (line {first.line}) has fields {', '.join(sample_fields)}" if sample_fields else ""
+    reason = ("unknown dataset format: expected records with 'messages', or 'current_user_input' and "
+              f"'target_response', or 'prompt' and 'completion'{seen}")
+    problem = RecordProblem(first.line, "", "has none of the fields of a known format (messages; "
+                            "current_user_input and target_response; prompt and completion)", first.index)
+    raise DatasetError(f"{name}: {reason}", [problem], 1, listed=False)
 
 
 # Normalisation to chat
@@ -547,12 +809,63 @@ def tokenize_conversation(
     }
 
 
-def _percentile(sorted_values: Sequence[int], q: float) -> int:
-    """Nearest-rank percentile of an ascending sequence."""
-    if not sorted_values:
+def _percentile(histogram: Counter[int], count: int, q: float) -> int:
+    """Nearest-rank percentile of the lengths counted in `histogram` (length -> how many)."""
+    if not count:
         return 0
-    rank = max(math.ceil(q / 100 * len(sorted_values)), 1)
-    return sorted_values[rank - 1]
+    rank = max(math.ceil(q / 100 * count), 1)
+    seen = 0
+    for length in sorted(histogram):
+        seen += histogram[length]
+        if seen >= rank:
+            return length
+    return max(histogram)
+
+
+class TokenStatistics:
+    """Token statistics accumulated one conversation at a time (see token_statistics).
+
+    Lengths are kept as a histogram (length -> count): percentiles are exact and memory grows
+    with the number of distinct lengths, never with the number of conversations.
+    """
+
+    def __init__(self, tokenizer: Any, max_seq_length: int):
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.lengths: Counter[int] = Counter()
+        self.count = self.length_sum = self.total = self.trainable = self.truncated = self.untrainable = 0
+
+    def add(self, conversation: Conversation | list[dict[str, str]]) -> int:
+        """Count one conversation; return its full (untruncated) length in tokens."""
+        if isinstance(conversation, Conversation):
+            messages, turns = conversation.messages, conversation.trainable_turns
+        else:
+            messages, turns = conversation, None
+        full, spans = assistant_spans(self.tokenizer, messages, turns)
+        length, limit = len(full), self.max_seq_length
+        self.lengths[length] += 1
+        self.count += 1
+        self.length_sum += length
+        self.total += min(length, limit)
+        kept = sum(max(0, min(end, limit) - start) for start, end in spans)
+        self.trainable += kept
+        self.truncated += length > limit
+        self.untrainable += kept == 0
+        return length
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "conversations": self.count,
+            "total_tokens": self.total,
+            "trainable_tokens": self.trainable,
+            "mean_length": self.length_sum / self.count if self.count else 0.0,
+            "p50_length": _percentile(self.lengths, self.count, 50),
+            "p95_length": _percentile(self.lengths, self.count, 95),
+            "max_length": max(self.lengths) if self.lengths else 0,
+            "truncated": self.truncated,
+            "untrainable": self.untrainable,
+            "max_seq_length": self.max_seq_length,
+        }
 
 
 def token_statistics(
@@ -562,32 +875,10 @@ def token_statistics(
 
     Lengths (mean/p50/p95/max) are of the full, untruncated renderings, so they show what
     max_seq_length would need to be; total and trainable tokens are after truncation, i.e. what
-    training sees. ``untrainable`` counts conversations left with no labelled token.
+    training sees. ``untrainable`` counts conversations left with no labelled token. Streams:
+    `conversations` may be any iterable, read once.
     """
-    lengths: list[int] = []
-    total = trainable = truncated = untrainable = 0
+    stats = TokenStatistics(tokenizer, max_seq_length)
     for conversation in conversations:
-        if isinstance(conversation, Conversation):
-            messages, turns = conversation.messages, conversation.trainable_turns
-        else:
-            messages, turns = conversation, None
-        full, spans = assistant_spans(tokenizer, messages, turns)
-        lengths.append(len(full))
-        total += min(len(full), max_seq_length)
-        kept = sum(max(0, min(end, max_seq_length) - start) for start, end in spans)
-        trainable += kept
-        truncated += len(full) > max_seq_length
-        untrainable += kept == 0
-    ordered = sorted(lengths)
-    return {
-        "conversations": len(lengths),
-        "total_tokens": total,
-        "trainable_tokens": trainable,
-        "mean_length": sum(lengths) / len(lengths) if lengths else 0.0,
-        "p50_length": _percentile(ordered, 50),
-        "p95_length": _percentile(ordered, 95),
-        "max_length": ordered[-1] if ordered else 0,
-        "truncated": truncated,
-        "untrainable": untrainable,
-        "max_seq_length": max_seq_length,
-    }
+        stats.add(conversation)
+    return stats.result()
