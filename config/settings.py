@@ -109,6 +109,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it wraps every other layer: NUL bytes in paths and queries refused (400 naming the
+    # parameter) and every error under /api/ answered as JSON, never an HTML page (config/middleware.py).
+    "config.middleware.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from STATIC_ROOT (collected in the web image): gunicorn alone serves none, so
     # without this the admin has no CSS or JS with DEBUG off. After SecurityMiddleware, so the
@@ -269,6 +272,13 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "training.api.schema.DocumentedErrorsSchema",
     "EXCEPTION_HANDLER": "training.api.exceptions.exception_handler",
+    # JSON bodies with NUL or lone surrogates in a string are a 400 naming the field
+    # (PostgreSQL's text and jsonb cannot hold them).
+    "DEFAULT_PARSER_CLASSES": [
+        "training.api.parsers.StorableJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LoRA fine-tuning control plane API",

@@ -3,6 +3,8 @@
 - IllegalTransition (an action the job's state refuses) -> 409 {"detail": its sentence}
 - django ValidationError raised by services -> 400, keyed by field like DRF's own errors
 - ProtectedError (deleting something still in use) -> 409
+- a body over DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig) -> 413; any other request Django
+  calls suspicious (SuspiciousOperation) -> 400
 - anything unexpected -> 500 with a generic sentence and an error id; the traceback goes to
   the log under that id, never to the client.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from rest_framework import exceptions, status
@@ -31,6 +35,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
 def validation_error_detail(exc: DjangoValidationError) -> dict | list:
     """Django's ValidationError as DRF's field-keyed error body."""
     if hasattr(exc, "error_dict"):
@@ -45,6 +55,10 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(validation_error_detail(exc))
     elif isinstance(exc, ProtectedError):
         exc = Conflict("It is still in use and cannot be deleted.")
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(f"The request body is limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(str(exc) or "The request was refused.")
 
     response = drf_exception_handler(exc, context)
     if response is not None:
