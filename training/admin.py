@@ -367,7 +367,8 @@ class RecentEventsFormSet(forms.BaseInlineFormSet):
         # The newest events only: a long job has thousands, most of them metrics and heartbeats.
         qs = super().get_queryset()
         recent = list(qs.order_by("-received_at", "-id").values_list("pk", flat=True)[: self.LIMIT])
-        return qs.filter(pk__in=recent).order_by("-received_at", "-id")
+        # The job (its secret masks each summary) once, not once per row.
+        return qs.filter(pk__in=recent).select_related("job").order_by("-received_at", "-id")
 
 
 class JobEventInline(admin.TabularInline):
@@ -383,7 +384,7 @@ class JobEventInline(admin.TabularInline):
 
     @admin.display(description="Details")
     def summary(self, obj: JobEvent) -> str:
-        payload = obj.payload or {}
+        payload = obj.job.mask_secret(obj.payload or {})
         for key in ("message", "error_message", "reason", "action"):
             if payload.get(key):
                 return str(payload[key])[:200]
@@ -515,11 +516,13 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def error_panel(self, obj: TrainingJob):
         if not (obj.error_type or obj.error_message):
             return "—"
-        fix = format_html("<p><strong>Suggested fix:</strong> {}</p>", obj.error_suggested_fix) if obj.error_suggested_fix else ""
+        # The worker's text: the job's secret masked.
+        fix = (format_html("<p><strong>Suggested fix:</strong> {}</p>", obj.mask_secret(obj.error_suggested_fix))
+               if obj.error_suggested_fix else "")
         return format_html(
             '<div style="border-left:4px solid #dc2626;background:#fef2f2;color:#7f1d1d;padding:8px 12px">'
             "<p><strong>{}</strong></p><p>{}</p>{}</div>",
-            obj.error_type or "Error", obj.error_message, fix,
+            obj.mask_secret(obj.error_type) or "Error", obj.mask_secret(obj.error_message), fix,
         )
 
     @admin.display(description="Recovery")
@@ -536,11 +539,11 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Results")
     def results_json(self, obj: TrainingJob):
-        return pretty_json(obj.results) if obj.results else "—"
+        return pretty_json(obj.mask_secret(obj.results)) if obj.results else "—"
 
     @admin.display(description="Error details")
     def error_details_json(self, obj: TrainingJob):
-        return pretty_json(obj.error_details) if obj.error_details else "—"
+        return pretty_json(obj.mask_secret(obj.error_details)) if obj.error_details else "—"
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -682,8 +685,23 @@ class JobEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
     list_select_related = ("job",)
     raw_id_fields = ("job",)
+    # The payload is the worker's text: shown through masked_payload, never the raw field.
+    fields = ("job", "event_type", "severity", "source", "attempt", "seq", "webhook_id", "masked_payload",
+              "processed", "masked_processing_error", "received_at", "processed_at")
+    readonly_fields = ("masked_payload", "masked_processing_error")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("job")
 
     @admin.display(description="Processing error")
     def short_error(self, obj: JobEvent) -> str:
-        return obj.processing_error[:120] or "—"
+        return obj.job.mask_secret(obj.processing_error)[:120] or "—"
+
+    @admin.display(description="Payload")
+    def masked_payload(self, obj: JobEvent):
+        return pretty_json(obj.job.mask_secret(obj.payload))
+
+    @admin.display(description="Processing error")
+    def masked_processing_error(self, obj: JobEvent) -> str:
+        return obj.job.mask_secret(obj.processing_error) or "—"
 

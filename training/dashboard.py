@@ -278,7 +278,9 @@ def dashboard_view(model_admin, request, object_id: str):
         "text": data["text"],
         "stages": stage_times(job),
         "metric_rows": metric_rows(job),
-        "events": [(e, event_summary(e.payload), payload_text(e.payload)) for e in events[:EVENT_ROWS]],
+        # Payloads are the worker's text: shown with the job's secret masked.
+        "events": [(e, event_summary(payload), payload_text(payload))
+                   for e in events[:EVENT_ROWS] for payload in [job.mask_secret(e.payload)]],
         "event_types": JobEvent.Type.values,
         "event_type": event_type,
         "event_rows": EVENT_ROWS,

@@ -359,6 +359,31 @@ class TrainingJob(models.Model):
     def new_secret(self) -> str:
         return secrets.token_urlsafe(32)
 
+    SECRET_MASK = "[secret]"
+
+    def mask_secret(self, value: Any) -> Any:
+        """`value` (a string, or JSON-like dicts and lists of them) with this job's webhook secret
+        replaced by [secret] wherever it occurs, keys included.
+
+        The one place the secret is hidden from what the worker wrote (error text, event payloads,
+        results): every view of them (API, admin, dashboard, error report) goes through here, so
+        rows stored before masking existed, or text that quotes the secret, never show it.
+        """
+        return mask_secret(value, self.secret)
+
+
+def mask_secret(value: Any, secret: str) -> Any:
+    """TrainingJob.mask_secret for a secret at hand (a list of one job's events needs no job row)."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, TrainingJob.SECRET_MASK)
+    if isinstance(value, dict):
+        return {mask_secret(k, secret): mask_secret(v, secret) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_secret(v, secret) for v in value]
+    return value
+
 
 class MetricPoint(models.Model):
     """One training step's metrics (seed 002's training_metrics_history). One row per step:

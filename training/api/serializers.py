@@ -20,6 +20,7 @@ from ..models import (
     MetricPoint,
     TrainingFile,
     TrainingJob,
+    mask_secret,
 )
 from ..services.jobs import resolve_configuration
 from .exceptions import validation_error_detail
@@ -215,6 +216,10 @@ class JobDetailSerializer(JobListSerializer):
     def get_elapsed_seconds(self, job: TrainingJob) -> float | None:
         return job.elapsed.total_seconds() if job.elapsed is not None else None
 
+    def to_representation(self, job: TrainingJob):
+        # error_message, error_details and results are the worker's text: they may quote the secret.
+        return job.mask_secret(super().to_representation(job))
+
 
 class RetryResultSerializer(serializers.Serializer):
     job = JobDetailSerializer()
@@ -279,6 +284,14 @@ class JobEventSerializer(serializers.ModelSerializer):
             "processing_error", "received_at", "processed_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, event: JobEvent):
+        # The payload is the worker's: masked with the job's secret, which the caller listing one
+        # job's events passes as context["job_secret"] (else one query per event for it).
+        secret = self.context.get("job_secret")
+        if secret is None:
+            secret = event.job.secret
+        return mask_secret(super().to_representation(event), secret)
 
 
 # --- Templates -------------------------------------------------------------------------------

@@ -336,7 +336,8 @@ class TrainingJobViewSet(
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
         page = self.paginate_queryset(filterset.qs)
-        return self.get_paginated_response(s.JobEventSerializer(page, many=True).data)
+        events = s.JobEventSerializer(page, many=True, context={"job_secret": job.secret})
+        return self.get_paginated_response(events.data)
 
     @extend_schema(responses={201: s.TemplateSerializer})
     @action(detail=True, methods=["post"], url_path="save-as-template")

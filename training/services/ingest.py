@@ -368,7 +368,8 @@ def apply_error(job: TrainingJob, event: Envelope, now: datetime) -> str:
         "error_details": error_details,
     }
     if transition(job.pk, Status.FAILED, attempt=event.attempt, actor="worker",
-                  message=updates["error_message"][:500], updates=updates):
+                  # Masked before the cut, so no part of the secret survives it.
+                  message=job.mask_secret(updates["error_message"])[:500], updates=updates):
         return ""
     return f"a {job.status} job cannot fail"
 

@@ -18,7 +18,7 @@ from ..models import JobEvent, TrainingJob
 
 REPORT_EVENTS = 200
 REPORT_LOG_LINES = 200
-MASK = "[secret]"
+MASK = TrainingJob.SECRET_MASK
 
 
 def build_error_report(job: TrainingJob, *, events: int = REPORT_EVENTS, log_lines: int = REPORT_LOG_LINES
@@ -61,7 +61,7 @@ def build_error_report(job: TrainingJob, *, events: int = REPORT_EVENTS, log_lin
         "log_tail": log,
         "log_note": log_note,
     }
-    return _mask(report, job.secret)
+    return job.mask_secret(report)
 
 
 def _log_tail(job: TrainingJob, lines: int) -> tuple[list[str] | None, str]:
@@ -78,18 +78,6 @@ def _log_tail(job: TrainingJob, lines: int) -> tuple[list[str] | None, str]:
 def _event(event: JobEvent) -> dict[str, Any]:
     return {"type": event.event_type, "severity": event.severity, "source": event.source,
             "attempt": event.attempt, "received_at": _iso(event.received_at), "payload": event.payload}
-
-
-def _mask(value: Any, secret: str) -> Any:
-    if not secret:
-        return value
-    if isinstance(value, str):
-        return value.replace(secret, MASK)
-    if isinstance(value, dict):
-        return {k: _mask(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, secret) for v in value]
-    return value
 
 
 def _iso(moment) -> str | None:
