@@ -238,6 +238,14 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# --- Dataset uploads --------------------------------------------------------------------------
+# The largest dataset file accepted (REST API and admin), in bytes; a bigger one is answered
+# with 413 before its body is read when it says its length, or as soon as the streamed body
+# passes the limit (training/uploads.py). Uploaded files always go to a temporary file on disk,
+# never to memory, whatever FILE_UPLOAD_MAX_MEMORY_SIZE says.
+DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 1024**3, minimum=1)
+FILE_UPLOAD_HANDLERS = ["training.uploads.LimitedTemporaryFileUploadHandler"]
+
 # --- Worker request bodies ----------------------------------------------------------------------
 # The largest body the worker's webhook (POST /api/training/webhook) accepts, in bytes: a bigger
 # one is answered with a JSON 413 before it is read (a metrics batch is a few KB). The worker

@@ -18,7 +18,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Count
 from django.http import HttpResponseRedirect, JsonResponse
@@ -42,7 +41,13 @@ from .models import (
     TrainingJob,
 )
 from .services import jobs as job_services
-from .services.datasets import ingest_training_file
+from .services.datasets import (
+    UploadTooLarge,
+    delete_training_file,
+    ingest_training_file,
+    upload_limit_message,
+)
+from .uploads import upload_too_large
 
 logger = logging.getLogger(__name__)
 
@@ -140,18 +145,23 @@ class TrainingFileAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "description", "validation_badge", "validation_message")}),
         ("File", {"fields": ("file", "format", "record_count", "size", "sha256", "created_by", "created_at", "used_by")}),
         ("Problems", {"fields": ("problems_table",)}),
+        ("Warnings", {"fields": ("warnings_table",)}),
         ("Token statistics", {"fields": ("token_stats_model", "token_stats_table")}),
     )
     readonly_fields = ("validation_badge", "validation_message", "file", "format", "record_count", "size",
-                       "sha256", "created_by", "created_at", "used_by", "problems_table", "token_stats_model",
-                       "token_stats_table")
+                       "sha256", "created_by", "created_at", "used_by", "problems_table", "warnings_table",
+                       "token_stats_model", "token_stats_table")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(job_count=Count("jobs"))
+        return super().get_queryset(request).select_related("blob").annotate(job_count=Count("jobs"))
 
     @admin.display(description="Validation", ordering="validation_status")
     def validation_badge(self, obj: TrainingFile):
-        return badge(obj.get_validation_status_display(), VALIDATION_COLORS.get(obj.validation_status, "#6b7280"))
+        label = obj.get_validation_status_display()
+        progress = obj.validation_progress if not obj.is_validated else None
+        if progress and progress["total_bytes"]:
+            label = f"{label} ({progress['bytes'] * 100 // progress['total_bytes']}%, {progress['records']:,} records)"
+        return badge(label, VALIDATION_COLORS.get(obj.validation_status, "#6b7280"))
 
     @admin.display(description="Size", ordering="size_bytes")
     def size(self, obj: TrainingFile) -> str:
@@ -189,6 +199,18 @@ class TrainingFileAdmin(admin.ModelAdmin):
         return format_html("<table><thead><tr><th>Line</th><th>Field</th><th>Reason</th></tr></thead>"
                            "<tbody>{}</tbody></table>{}", rows, more)
 
+    @admin.display(description="Records the maximum sequence length would cut (line, reason)")
+    def warnings_table(self, obj: TrainingFile):
+        warnings = obj.warnings
+        if not warnings:
+            return "None." if obj.is_validated else "—"
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>",
+                                ((w.get("line"), w.get("reason")) for w in warnings))
+        hidden = obj.warning_count - len(warnings)
+        more = format_html("<p>… and {} more not stored.</p>", hidden) if hidden > 0 else ""
+        return format_html("<table><thead><tr><th>Line</th><th>Reason</th></tr></thead>"
+                           "<tbody>{}</tbody></table>{}", rows, more)
+
     @admin.display(description="Statistics")
     def token_stats_table(self, obj: TrainingFile):
         stats = obj.token_stats or {}
@@ -202,17 +224,23 @@ class TrainingFileAdmin(admin.ModelAdmin):
         self.delete_queryset(request, TrainingFile.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request, queryset) -> None:
-        # One row per content hash, so a row's file is nobody else's; remove it once the
-        # deletion has committed (a rolled-back delete keeps its file).
-        names = [name for name in queryset.values_list("file", flat=True) if name]
-        queryset.delete()
-        transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+        # The stored bytes are shared by every record with the same content: each goes with
+        # its last record, once the deletion has committed (a rolled-back delete keeps them).
+        with transaction.atomic():
+            for record in queryset:
+                delete_training_file(record)
 
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = TrainingFileUploadForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        # The upload handler stopped the file at the limit (or never read it: its declared
+        # length was over): refuse it as the API does.
+        too_large = request.method == "POST" and upload_too_large(request)
+        if too_large:
+            form = TrainingFileUploadForm()
+            form.errors["file"] = form.error_class([upload_limit_message(settings.DATASET_MAX_UPLOAD_BYTES)])
+        elif request.method == "POST" and form.is_valid():
             try:
                 training_file = ingest_training_file(
                     uploaded=form.cleaned_data["file"], name=form.cleaned_data["name"],
@@ -220,6 +248,9 @@ class TrainingFileAdmin(admin.ModelAdmin):
                 )
             except ValidationError as exc:
                 form.add_error("file", messages_of(exc))
+            except UploadTooLarge as exc:
+                too_large = True
+                form.add_error("file", str(exc))
             else:
                 return self._after_upload(request, training_file)
         context = {
@@ -234,7 +265,10 @@ class TrainingFileAdmin(admin.ModelAdmin):
             "preserved_filters": self.get_preserved_filters(request),
             **(extra_context or {}),
         }
-        return self.render_change_form(request, context, add=True, form_url=form_url)
+        response = self.render_change_form(request, context, add=True, form_url=form_url)
+        if too_large:
+            response.status_code = 413
+        return response
 
     def _after_upload(self, request, training_file: TrainingFile):
         url = reverse("admin:training_trainingfile_change", args=[training_file.pk])
@@ -242,6 +276,10 @@ class TrainingFileAdmin(admin.ModelAdmin):
             self.message_user(request, format_html(
                 'These exact bytes were already uploaded as <a href="{}">{}</a>; nothing new was stored.',
                 url, training_file.name), messages.WARNING)
+        elif not training_file.is_validated:
+            self.log_addition(request, training_file, [{"added": {}}])
+            self.message_user(request, f"Dataset '{training_file.name}' was stored and is being validated in the "
+                              "background; this page shows its progress.", messages.INFO)
         elif training_file.is_trainable:
             self.log_addition(request, training_file, [{"added": {}}])
             self.message_user(request, f"Dataset '{training_file.name}' is valid: "

@@ -21,28 +21,89 @@ from .lifecycle import ACTIVE, NOT_STARTED, TERMINAL, Status
 from .liveness import SilenceDeadlines, silence_deadlines
 
 
-def dataset_upload_path(instance: TrainingFile, filename: str) -> str:
+def dataset_upload_path(instance: DatasetBlob | TrainingFile, filename: str) -> str:
     # Content-addressed: the same bytes are stored once whatever they were called.
     ext = "jsonl" if filename.lower().endswith(".jsonl") else "json"
     return f"datasets/{instance.sha256}.{ext}"
 
 
-class TrainingFile(models.Model):
-    class Format(models.TextChoices):
-        MESSAGES = "messages", "Chat messages"
-        TRAINING_PAIRS = "training_pairs", "Training pairs"
-        PROMPT_COMPLETION = "prompt_completion", "Prompt / completion"
-        UNKNOWN = "unknown", "Unknown"
+class DatasetFormat(models.TextChoices):
+    MESSAGES = "messages", "Chat messages"
+    TRAINING_PAIRS = "training_pairs", "Training pairs"
+    PROMPT_COMPLETION = "prompt_completion", "Prompt / completion"
+    UNKNOWN = "unknown", "Unknown"
 
-    class ValidationStatus(models.TextChoices):
-        PENDING = "pending", "Pending"
-        VALID = "valid", "Valid"
-        INVALID = "invalid", "Invalid"
+
+class DatasetValidationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    VALIDATING = "validating", "Validating"
+    VALID = "valid", "Valid"
+    INVALID = "invalid", "Invalid"
+
+
+class DatasetBlob(models.Model):
+    """The stored bytes of a dataset, once per content hash, with what validating them found.
+
+    Shared by every user's TrainingFile with these bytes; validated once (a Celery task,
+    `training.tasks.validate_dataset`), which copies the results onto those records. Deleted
+    with its last record.
+    """
+
+    RESULT_FIELDS = ("format", "validation_status", "record_count", "problem_count", "validation_report",
+                     "token_stats", "token_stats_model")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    file = models.FileField(upload_to=dataset_upload_path, max_length=255)
+    size_bytes = models.BigIntegerField(default=0, editable=False)
+    format = models.CharField(max_length=32, choices=DatasetFormat.choices, default=DatasetFormat.UNKNOWN,
+                              editable=False)
+    validation_status = models.CharField(max_length=16, choices=DatasetValidationStatus.choices,
+                                         default=DatasetValidationStatus.PENDING, editable=False)
+    record_count = models.PositiveIntegerField(default=0, editable=False)
+    problem_count = models.PositiveIntegerField(default=0, editable=False)
+    # {"problems": [...], "warnings": [...], "warning_count": int, "message": str}
+    validation_report = models.JSONField(default=dict, blank=True, editable=False)
+    token_stats = models.JSONField(default=dict, blank=True, editable=False)
+    token_stats_model = models.CharField(max_length=255, blank=True, editable=False)
+    # Progress of the validation task: records checked and bytes read so far.
+    records_validated = models.BigIntegerField(default=0, editable=False)
+    bytes_validated = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    validated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return self.sha256
+
+    @property
+    def is_validated(self) -> bool:
+        return self.validation_status in (DatasetValidationStatus.VALID, DatasetValidationStatus.INVALID)
+
+    def results(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.RESULT_FIELDS}
+
+    def publish_results(self) -> int:
+        """Copy this blob's status and results onto every record that points at it."""
+        return self.records.update(**self.results())
+
+
+class TrainingFile(models.Model):
+    """One user's dataset: a name and description over a shared, content-addressed DatasetBlob.
+
+    The validation results are the blob's, copied here when they change (publish_results), so
+    listing, filtering and ordering stay plain column lookups.
+    """
+
+    Format = DatasetFormat
+    ValidationStatus = DatasetValidationStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=255)
+    blob = models.ForeignKey(DatasetBlob, null=True, blank=True, on_delete=models.PROTECT, related_name="records",
+                             editable=False)
+    # The blob's storage key (kept here so everything that opens `training_file.file` works).
     file = models.FileField(upload_to=dataset_upload_path, max_length=255)
-    sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    sha256 = models.CharField(max_length=64, editable=False)
     size_bytes = models.BigIntegerField(default=0, editable=False)
     format = models.CharField(max_length=32, choices=Format.choices, default=Format.UNKNOWN, editable=False)
     validation_status = models.CharField(
@@ -64,6 +125,10 @@ class TrainingFile(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["created_by", "-created_at"])]
+        constraints = [
+            # One record per user and content; another user's identical bytes get their own.
+            models.UniqueConstraint(fields=["created_by", "sha256"], name="training_file_unique_per_user"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -71,6 +136,39 @@ class TrainingFile(models.Model):
     @property
     def is_trainable(self) -> bool:
         return self.validation_status == self.ValidationStatus.VALID
+
+    @property
+    def is_validated(self) -> bool:
+        return self.validation_status in (self.ValidationStatus.VALID, self.ValidationStatus.INVALID)
+
+    def untrainable_reason(self) -> str:
+        """Why this dataset cannot be trained yet, as one sentence ('' when it can)."""
+        if self.is_trainable:
+            return ""
+        if not self.is_validated:
+            progress = self.validation_progress or {}
+            so_far = f" ({progress.get('records', 0):,} records checked so far)" if progress.get("records") else ""
+            return (f"Dataset '{self.name}' is still being validated{so_far}; create the job once its "
+                    "validation_status is valid.")
+        return (f"Dataset '{self.name}' is invalid ({self.problem_count} problem(s)); fix the records listed "
+                "in its validation report and upload it again.")
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """Records the maximum sequence length would cut ({"line", "field", "reason"}), capped."""
+        return list((self.validation_report or {}).get("warnings") or [])
+
+    @property
+    def warning_count(self) -> int:
+        return int((self.validation_report or {}).get("warning_count") or len(self.warnings))
+
+    @property
+    def validation_progress(self) -> dict[str, int] | None:
+        """Records checked and bytes read so far by the validation task (None without a blob)."""
+        if self.blob_id is None:
+            return None
+        blob = self.blob
+        return {"records": blob.records_validated, "bytes": blob.bytes_validated, "total_bytes": blob.size_bytes}
 
     @property
     def total_tokens(self) -> int:

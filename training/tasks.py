@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services import execution
+from .services import datasets, execution
+
+# Validating a dataset near the upload limit (1 GiB by default) takes longer than the default
+# CELERY_TASK_TIME_LIMIT allows a launch or a poll.
+DATASET_TASK_TIME_LIMIT = 6 * 3600
 
 
 @shared_task
@@ -34,3 +38,10 @@ def poll_job(job_id: str) -> None:
 def poll_active_jobs() -> int:
     """The beat task (every 15 s, django-celery-beat PeriodicTask): one poll_job per active job."""
     return execution.poll_active_jobs()
+
+
+@shared_task(time_limit=DATASET_TASK_TIME_LIMIT, soft_time_limit=DATASET_TASK_TIME_LIMIT - 60)
+def validate_dataset(blob_id: str) -> None:
+    """Validate an uploaded dataset's stored bytes (streaming) and publish the results to every
+    record over them; progress is stored on the blob as it goes. A no-op once validated."""
+    datasets.validate_blob(blob_id)

@@ -78,9 +78,9 @@ def test_a_filesystem_path_is_accepted(tmp_path, media):
     assert tf.sha256 == hashlib.sha256(CHAT).hexdigest()
 
 
-def test_the_same_bytes_are_stored_once(staff, media):
+def test_the_same_bytes_from_the_same_user_are_stored_once(staff, media):
     first = ingest_training_file(uploaded=SimpleUploadedFile("a.jsonl", CHAT), user=staff)
-    again = ingest_training_file(uploaded=SimpleUploadedFile("renamed.jsonl", CHAT), name="Another name")
+    again = ingest_training_file(uploaded=SimpleUploadedFile("renamed.jsonl", CHAT), name="Another name", user=staff)
     assert again.pk == first.pk and again.name == first.name
     assert (first.was_duplicate, again.was_duplicate) == (False, True)
     assert TrainingFile.objects.count() == 1

@@ -74,13 +74,34 @@ class TrainingFileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DatasetProblemSerializer(serializers.Serializer):
+    line = serializers.IntegerField(help_text="The line the record starts on (1-based).")
+    field = serializers.CharField(help_text="The field at fault; empty for the whole record.")
+    reason = serializers.CharField()
+    record = serializers.IntegerField(required=False, help_text="The record's 1-based index in a JSON array file.")
+
+
+class ValidationProgressSerializer(serializers.Serializer):
+    records = serializers.IntegerField(help_text="Records checked so far.")
+    bytes = serializers.IntegerField(help_text="Bytes read so far.")
+    total_bytes = serializers.IntegerField()
+
+
 class TrainingFileDetailSerializer(TrainingFileSerializer):
     total_tokens = serializers.IntegerField(read_only=True)
+    problems = DatasetProblemSerializer(many=True, read_only=True,
+                                        help_text="Errors by line, field and reason (at most 1000; problem_count has all).")
+    warnings = DatasetProblemSerializer(
+        many=True, read_only=True,
+        help_text="Records the maximum sequence length would cut, by line (not errors: the file stays valid).")
+    warning_count = serializers.IntegerField(read_only=True)
+    validation_progress = ValidationProgressSerializer(
+        read_only=True, allow_null=True, help_text="The background validation's progress.")
 
     class Meta(TrainingFileSerializer.Meta):
         fields = [
-            *TrainingFileSerializer.Meta.fields, "validation_report", "token_stats", "token_stats_model",
-            "total_tokens",
+            *TrainingFileSerializer.Meta.fields, "validation_report", "problems", "warnings", "warning_count",
+            "validation_progress", "token_stats", "token_stats_model", "total_tokens",
         ]
         read_only_fields = fields
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.db.models import Count, Max, Min, Prefetch
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -23,7 +23,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -41,10 +41,16 @@ from ..models import (
     TrainingJob,
 )
 from ..services import jobs as job_services
-from ..services.datasets import ingest_training_file
+from ..services.datasets import (
+    UploadTooLarge,
+    delete_training_file,
+    ingest_training_file,
+    upload_limit_message,
+)
 from ..services.estimates import estimate_for_configuration
 from ..services.metric_summaries import downsampled_steps
 from ..services.support import build_error_report
+from ..uploads import declared_too_large, upload_too_large
 from . import serializers as s
 from .exceptions import Conflict, validation_error_detail
 from .filters import JobEventFilter, JobFilter
@@ -110,13 +116,29 @@ class BaseModelViewSet(viewsets.ReadOnlyModelViewSet):
 # --- Training files --------------------------------------------------------------------------
 
 
+class UploadTooLargeError(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+    def __init__(self, limit: int):
+        super().__init__({"file": [upload_limit_message(limit)]})
+
+
+UPLOAD_TOO_LARGE = OpenApiResponse(
+    inline_serializer("UploadTooLarge", {"file": serializers.ListField(child=serializers.CharField())}),
+    description="The file is over DATASET_MAX_UPLOAD_BYTES; `file` names the limit.",
+)
+
+
 @extend_schema_view(
     create=extend_schema(
         request=s.TrainingFileUploadSerializer,
         responses={
-            201: s.TrainingFileDetailSerializer,
+            202: OpenApiResponse(s.TrainingFileDetailSerializer,
+                                 description="Stored; validation runs in the background (validation_status "
+                                             "pending -> validating -> valid or invalid)."),
             200: OpenApiResponse(s.TrainingFileDetailSerializer, description="You had uploaded these bytes before."),
-            409: CONFLICT,
+            413: UPLOAD_TOO_LARGE,
         },
     ),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
@@ -135,7 +157,7 @@ class TrainingFileViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return TrainingFile.objects.none()
-        return scope_to_user(TrainingFile.objects.select_related("created_by"), self.request.user)
+        return scope_to_user(TrainingFile.objects.select_related("created_by", "blob"), self.request.user)
 
     def get_serializer_class(self):
         if self.action == "list":
@@ -145,25 +167,28 @@ class TrainingFileViewSet(
         return s.TrainingFileDetailSerializer
 
     def create(self, request, *args, **kwargs):
+        limit = settings.DATASET_MAX_UPLOAD_BYTES
+        if declared_too_large(request):  # before reading any of the body
+            raise UploadTooLargeError(limit)
         upload = self.get_serializer(data=request.data)
+        if upload_too_large(request._request):  # the upload handler stopped it at the limit
+            raise UploadTooLargeError(limit)
         upload.is_valid(raise_exception=True)
-        training_file = ingest_training_file(
-            uploaded=upload.validated_data["file"],
-            name=upload.validated_data.get("name", ""),
-            user=request.user,
-            description=upload.validated_data["description"],
-        )
-        # Identical bytes are stored once, under their first uploader. Someone else's row is
-        # not shown to this user (scoping), so say so instead of answering with a file they
-        # could neither open nor train on.
-        if not self.get_queryset().filter(pk=training_file.pk).exists():
-            raise Conflict(
-                "These exact bytes were already uploaded by another user; ask them or an "
-                "operator to share the dataset with you."
+        try:
+            training_file = ingest_training_file(
+                uploaded=upload.validated_data["file"],
+                name=upload.validated_data.get("name", ""),
+                user=request.user,
+                description=upload.validated_data["description"],
             )
+        except UploadTooLarge as exc:
+            raise UploadTooLargeError(exc.limit) from exc
+        # A new record answers 202: its validation runs in the background (pending ->
+        # validating -> valid/invalid; poll the record). The same bytes again from the same
+        # user answer 200 with the record they already have.
         return Response(
             s.TrainingFileDetailSerializer(training_file, context=self.get_serializer_context()).data,
-            status=status.HTTP_200_OK if getattr(training_file, "was_duplicate", False) else status.HTTP_201_CREATED,
+            status=status.HTTP_200_OK if getattr(training_file, "was_duplicate", False) else status.HTTP_202_ACCEPTED,
         )
 
     def perform_destroy(self, instance: TrainingFile) -> None:
@@ -173,10 +198,9 @@ class TrainingFileViewSet(
                 f"Training file '{instance.name}' is used by {used_by} job(s); it can be deleted "
                 "only when no job uses it."
             )
-        stored_name, storage = instance.file.name, instance.file.storage
-        instance.delete()  # PROTECT still guards against a job created meanwhile (-> 409).
-        # Content-addressed: these bytes belonged to this row only (sha256 is unique).
-        transaction.on_commit(lambda: storage.delete(stored_name) if stored_name else None)
+        # PROTECT still guards against a job created meanwhile (-> 409); the shared stored
+        # bytes go only with their last record.
+        delete_training_file(instance)
 
 
 # --- Jobs ------------------------------------------------------------------------------------

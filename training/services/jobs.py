@@ -126,10 +126,7 @@ def create_job(
     from .estimates import estimate_for_configuration
 
     if not training_file.is_trainable:
-        raise ValidationError(
-            {"training_file": f"Dataset '{training_file.name}' is {training_file.get_validation_status_display().lower()} "
-                              f"({training_file.problem_count} problem(s)); fix the records listed in its validation report and upload it again."}
-        )
+        raise ValidationError({"training_file": training_file.untrainable_reason()})
     if template is not None:
         base_model = base_model or template.base_model
         preset = preset or template.preset

@@ -37,7 +37,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 POLL_SECONDS = 2.0
 PLAIN_PROGRESS_SECONDS = 10.0
@@ -161,30 +160,37 @@ class Command(BaseCommand):
         return preset
 
     def ingest(self, path: Path, user):
-        from django.core.files.storage import default_storage
-
-        from training.services.datasets import ingest_training_file
+        from training.services.datasets import (
+            UploadTooLarge,
+            delete_training_file,
+            ingest_training_file,
+        )
 
         if not path.is_file():
             raise CommandError(f"--dataset {path}: no such file.", returncode=2)
         try:
-            training_file = ingest_training_file(uploaded=path, name=path.stem, user=user)
+            # Validated here, before any job exists (streaming, like the background task).
+            training_file = ingest_training_file(uploaded=path, name=path.stem, user=user, validate="inline")
         except ValidationError as exc:
             raise CommandError(_validation_text(exc), returncode=2) from exc
+        except UploadTooLarge as exc:
+            raise CommandError(f"--dataset {path}: {exc}", returncode=2) from exc
         report = training_file.validation_report or {}
         if training_file.is_trainable:
             self.stdout.write(f"Dataset {path.name}: {report.get('message') or 'valid'}")
+            for warning in report.get("warnings", []):
+                self.stdout.write(f"  warning: line {warning.get('line')}: {warning.get('reason')}")
             return training_file
+        if not training_file.is_validated:
+            raise CommandError(f"Dataset {path} is still being validated elsewhere; run again shortly.", returncode=2)
         lines = [f"Dataset {path} is not valid: {report.get('message', '')}"]
         for problem in report.get("problems", []):
             where = f"line {problem.get('line')}" + (f", {problem['field']}" if problem.get("field") else "")
             lines.append(f"  {where}: {problem.get('reason') or problem.get('message') or problem}")
         if not getattr(training_file, "was_duplicate", False):
-            # Nothing half-written: this run stored it, this run removes it.
-            with transaction.atomic():
-                name = training_file.file.name
-                training_file.delete()
-                default_storage.delete(name)
+            # Nothing half-written: this run stored it, this run removes it (the bytes too,
+            # unless another record shares them).
+            delete_training_file(training_file)
         raise CommandError("\n".join(lines), returncode=2)
 
     def print_estimate(self, job) -> None:
