@@ -19,6 +19,7 @@ Nothing here imports torch or transformers; the tokenizer is passed in.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import json
 import math
@@ -723,44 +724,22 @@ def split_conversations(
 # Tokenisation
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
-    """Token ids of the chat template's rendering, exactly as the model will see them.
-
-    Rendering to text and tokenising without special tokens is what apply_chat_template does
-    itself; doing it in two steps avoids its return type changing between versions.
-    """
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    """Length of the common prefix (bisection over slice comparisons, which run in C)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
-def _content_start(tokenizer: Any, messages: list[dict[str, str]], i: int, full: list[int]) -> int:
-    """Where assistant message i's content begins in ``full``.
-
-    Two renderings each give a lower bound: the prefix with a generation prompt (ends right
-    after the assistant header when the template is prefix-stable), and the conversation up to
-    i with that message's content emptied (identical to the full one up to the content; this
-    also covers templates that inject a default system prompt, which a prefix of zero messages
-    would not show). The larger bound is the tighter one.
-    """
-    start = 0
-    if i > 0:
-        start = _common_prefix(full, _render(tokenizer, messages[:i], generation_prompt=True))
-    emptied = [*messages[:i], {"role": "assistant", "content": ""}]
-    return max(start, _common_prefix(full, _render(tokenizer, emptied, generation_prompt=False)))
-
-
-def _turn_end(tokenizer: Any, messages: list[dict[str, str]], i: int, full: list[int], start: int) -> int:
-    """End (exclusive) of assistant message i's content plus its end-of-turn token."""
-    end = len(full) if i == len(messages) - 1 else _common_prefix(full, _render(tokenizer, messages[: i + 1], False))
+def _trim_end(tokenizer: Any, full: list[int], start: int, end: int) -> int:
     eos = getattr(tokenizer, "eos_token_id", None)
     if end <= start and eos is not None:
         # A template that renders the last turn differently: fall back to the next end-of-turn.
@@ -772,19 +751,116 @@ def _turn_end(tokenizer: Any, messages: list[dict[str, str]], i: int, full: list
     return end
 
 
+def _common_text_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _segment_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """Added tokens (ChatML's <|im_start|>, <|im_end|>) that split text into segments the
+    tokenizer encodes independently: the text after one tokenises the same whatever came
+    before. Only a fast tokenizer (offsets) and tokens that absorb no whitespace qualify."""
+    if not getattr(tokenizer, "is_fast", False):
+        return ()
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    return tuple(t.content for t in decoder.values()
+                 if t.content and not getattr(t, "lstrip", False) and not getattr(t, "rstrip", False))
+
+
+def _agree(full: list[int], ends: list[int] | None, encoded: Sequence[Sequence[int]], part: tuple[int, int]) -> int:
+    """Common prefix of the full rendering's tokens and a partial rendering's: the full one's
+    tokens up to the partial's cut, then its tail's (see assistant_spans_batch)."""
+    cut, tail_key = part
+    kept = bisect.bisect_right(ends, cut) if ends is not None and cut else 0
+    return kept + _common_prefix(full[kept:], encoded[tail_key])
+
+
+def assistant_spans_batch(
+    tokenizer: Any, conversations: Sequence[tuple[list[dict[str, str]], Iterable[int] | None]]
+) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """assistant_spans for several conversations, with one tokenizer call for all of them.
+
+    For assistant message i, where its content begins is the larger of two lower bounds: the
+    common prefix with the conversation up to i rendered with a generation prompt (ends right
+    after the assistant header when the template is prefix-stable), and with the conversation
+    up to i with that message's content emptied (identical to the full one up to the content;
+    this also covers templates that inject a default system prompt, which a prefix of zero
+    messages would not show). It ends where the conversation up to and including i stops
+    agreeing with the full one (the whole rendering for the last message), trailing
+    whitespace-only tokens dropped.
+
+    Those partial renderings share most of their text with the full one. A segment token
+    (see _segment_tokens) inside the shared text splits both the same way, so the partial
+    rendering's tokens are the full one's up to that point plus its own short tail: only the
+    tail is tokenised. Without segment tokens each rendering is tokenised whole.
+    """
+    segments = _segment_tokens(tokenizer)
+    texts: dict[str, int] = {}
+
+    def render(messages: list[dict[str, str]], generation_prompt: bool) -> str:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+    def partial(full_text: str, messages: list[dict[str, str]], generation_prompt: bool) -> tuple[int, int]:
+        """(characters of the full text shared, key of the tail's text)"""
+        text = render(messages, generation_prompt)
+        shared = _common_text_prefix(full_text, text)
+        cut = 0
+        for token in segments:
+            at = full_text.rfind(token, 0, shared)
+            if at >= 0:
+                cut = max(cut, at + len(token))
+        return cut, texts.setdefault(text[cut:], len(texts))
+
+    plans = []
+    for messages, trainable_turns in conversations:
+        assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        # Only assistant messages can carry loss, whatever indices the caller passes.
+        turns = assistant if trainable_turns is None else sorted(set(trainable_turns) & set(assistant))
+        full_text = render(messages, False)
+        parts = [
+            (partial(full_text, messages[:i], True) if i > 0 else None,
+             partial(full_text, [*messages[:i], {"role": "assistant", "content": ""}], False),
+             None if i == len(messages) - 1 else partial(full_text, messages[: i + 1], False))
+            for i in turns
+        ]
+        plans.append((texts.setdefault(full_text, len(texts)), parts))
+    # Rendering to text and tokenising without special tokens is what apply_chat_template does
+    # itself; doing it in two steps avoids its return type changing between versions.
+    ordered = list(texts)
+    if segments:
+        batch = tokenizer(ordered, add_special_tokens=False, return_offsets_mapping=True)
+        encoded, offsets = batch["input_ids"], batch["offset_mapping"]
+    else:
+        encoded, offsets = (tokenizer(ordered, add_special_tokens=False)["input_ids"] if ordered else []), None
+
+    results = []
+    for full_key, parts in plans:
+        full = list(encoded[full_key])
+        ends = [end for _, end in offsets[full_key]] if offsets is not None else None
+        spans = []
+        for prefix, emptied, upto in parts:
+            start = _agree(full, ends, encoded, prefix) if prefix is not None else 0
+            start = max(start, _agree(full, ends, encoded, emptied))
+            end = len(full) if upto is None else _agree(full, ends, encoded, upto)
+            spans.append((start, _trim_end(tokenizer, full, start, end)))
+        results.append((full, spans))
+    return results
+
+
 def assistant_spans(
     tokenizer: Any, messages: list[dict[str, str]], trainable_turns: Iterable[int] | None = None
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """The full rendering's token ids and the [start, end) spans that carry loss."""
-    full = _render(tokenizer, messages, generation_prompt=False)
-    assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    # Only assistant messages can carry loss, whatever indices the caller passes.
-    turns = assistant if trainable_turns is None else sorted(set(trainable_turns) & set(assistant))
-    spans = []
-    for i in turns:
-        start = _content_start(tokenizer, messages, i, full)
-        spans.append((start, _turn_end(tokenizer, messages, i, full, start)))
-    return full, spans
+    return assistant_spans_batch(tokenizer, [(messages, trainable_turns)])[0]
 
 
 def tokenize_conversation(
@@ -822,27 +898,110 @@ def _percentile(histogram: Counter[int], count: int, q: float) -> int:
     return max(histogram)
 
 
+# A conversation with more characters than this is counted in pieces (see _long_conversation):
+# tokenising megabytes at once costs the tokenizer hundreds of bytes per character.
+LONG_CONVERSATION_CHARS = 256 * 1024
+_SEGMENT_CHARS = 64 * 1024
+# A byte-level BPE pre-tokenizer (GPT-2's pattern, SmolLM2's) starts a new piece at a single
+# space between a non-space and a letter (" word"); pieces never merge across it, so the token
+# counts of text cut there add up to the count of the whole.
+_PIECE_BOUNDARY = re.compile(r"(?<=[^\s]) (?=[^\W\d_])")
+
+
+def _safe_cuts(text: str, every: int) -> list[int]:
+    """Positions, about `every` characters apart, where `text` can be cut between pieces."""
+    cuts, pos = [], every
+    while pos < len(text):
+        match = _PIECE_BOUNDARY.search(text, pos)
+        if match is None:
+            break
+        cuts.append(match.start())
+        pos = match.start() + every
+    return cuts
+
+
+def count_tokens_in_pieces(tokenizer: Any, text: str) -> int:
+    """len(tokenizer(text)) without tokenising it all at once (bounded memory)."""
+    bounds = [0, *_safe_cuts(text, _SEGMENT_CHARS), len(text)]
+    return sum(len(tokenizer(text[a:b], add_special_tokens=False)["input_ids"]) for a, b in zip(bounds, bounds[1:], strict=False))
+
+
+def _long_conversation(
+    tokenizer: Any, messages: list[dict[str, str]], turns: Iterable[int] | None, limit: int
+) -> tuple[int, list[tuple[int, int]] | None]:
+    """(full length, loss spans valid up to `limit`) of a very long conversation, in bounded memory.
+
+    The length is counted in pieces. The spans come from a copy cut (between pieces) after
+    LONG_CONVERSATION_CHARS characters of content: its tokens are the full rendering's up to
+    the cut, so spans clipped at `limit` are the same, provided the cut lies beyond `limit`
+    tokens; otherwise (None) the caller tokenises the whole conversation.
+    """
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    length = count_tokens_in_pieces(tokenizer, text)
+    budget, cut = LONG_CONVERSATION_CHARS, []
+    for message in messages:
+        content = message["content"]
+        if len(content) > budget:
+            cuts = [c for c in _safe_cuts(content, max(budget // 2, 1)) if c <= budget]
+            cut.append({**message, "content": content[: cuts[-1] if cuts else budget]})
+            break
+        cut.append(message)
+        budget -= len(content)
+    full, spans = assistant_spans(tokenizer, cut, turns)
+    if len(full) <= limit + 64:
+        return length, None
+    return length, spans
+
+
+# Conversations tokenised together (one tokenizer call for all their renderings).
+STATS_BATCH = 64
+
+
 class TokenStatistics:
-    """Token statistics accumulated one conversation at a time (see token_statistics).
+    """Token statistics accumulated over conversations added one at a time (see token_statistics).
 
     Lengths are kept as a histogram (length -> count): percentiles are exact and memory grows
-    with the number of distinct lengths, never with the number of conversations.
+    with the number of distinct lengths, never with the number of conversations. Conversations
+    are tokenised in batches of STATS_BATCH; `on_length(conversation, length)` is called for
+    each, in the order added, once it has been counted (result() counts the last batch).
     """
 
-    def __init__(self, tokenizer: Any, max_seq_length: int):
+    def __init__(self, tokenizer: Any, max_seq_length: int,
+                 on_length: Callable[[Any, int], None] | None = None):
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
+        self.on_length = on_length
+        self.pending: list[tuple[Any, list[dict[str, str]], list[int] | None]] = []
         self.lengths: Counter[int] = Counter()
         self.count = self.length_sum = self.total = self.trainable = self.truncated = self.untrainable = 0
 
-    def add(self, conversation: Conversation | list[dict[str, str]]) -> int:
-        """Count one conversation; return its full (untruncated) length in tokens."""
+    def add(self, conversation: Conversation | list[dict[str, str]]) -> None:
         if isinstance(conversation, Conversation):
             messages, turns = conversation.messages, conversation.trainable_turns
         else:
             messages, turns = conversation, None
-        full, spans = assistant_spans(self.tokenizer, messages, turns)
-        length, limit = len(full), self.max_seq_length
+        if sum(len(m["content"]) for m in messages) > LONG_CONVERSATION_CHARS:
+            self.flush()  # keep on_length in the order added
+            length, spans = _long_conversation(self.tokenizer, messages, turns, self.max_seq_length)
+            if spans is None:
+                full, spans = assistant_spans(self.tokenizer, messages, turns)
+                length = len(full)
+            self._count(conversation, length, spans)
+            return
+        self.pending.append((conversation, messages, turns))
+        if len(self.pending) >= STATS_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        results = assistant_spans_batch(self.tokenizer, [(messages, turns) for _, messages, turns in pending])
+        for (conversation, _, _), (full, spans) in zip(pending, results, strict=True):
+            self._count(conversation, len(full), spans)
+
+    def _count(self, conversation: Any, length: int, spans: list[tuple[int, int]]) -> None:
+        limit = self.max_seq_length
         self.lengths[length] += 1
         self.count += 1
         self.length_sum += length
@@ -851,9 +1010,11 @@ class TokenStatistics:
         self.trainable += kept
         self.truncated += length > limit
         self.untrainable += kept == 0
-        return length
+        if self.on_length is not None:
+            self.on_length(conversation, length)
 
     def result(self) -> dict[str, Any]:
+        self.flush()
         return {
             "conversations": self.count,
             "total_tokens": self.total,

