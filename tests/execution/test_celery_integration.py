@@ -138,7 +138,13 @@ def test_a_job_runs_end_to_end_through_celery_and_the_local_executor(celery_work
     from training.services.datasets import ingest_training_file
 
     user = django_user_model.objects.create_user("celery-test")
+    # The upload returns at once; the real worker validates the file (the validate_dataset task).
     training_file = ingest_training_file(uploaded=tiny_dataset, name="tiny", user=user)
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while training_file.validation_status in ("pending", "validating"):
+        assert time.monotonic() < deadline, celery_worker["log"].read_text()[-3000:]
+        time.sleep(0.5)
+        training_file.refresh_from_db()
     assert training_file.is_trainable, training_file.validation_report
     base_model = BaseModel.objects.create(
         slug="tiny-random-llama", name="Tiny random Llama", model_id=str(tiny_model), parameter_count=100_000,
