@@ -456,14 +456,6 @@ class TokenCounter:
         }, f"characters/{CHARS_PER_TOKEN}"
 
 
-def count_tokens(conversations) -> tuple[dict[str, Any], str]:
-    """Token statistics of an iterable of conversations (see TokenCounter)."""
-    counter = TokenCounter(STATS_MAX_SEQ_LENGTH)
-    for conversation in conversations:
-        counter.add(conversation)
-    return counter.result()
-
-
 @functools.lru_cache(maxsize=1)
 def embedded_tokenizer():
     """SmolLM2's tokenizer (loaded once per process): from the worker's converted copy when one
