@@ -724,8 +724,9 @@ def split_conversations(
 # Tokenisation
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the common prefix (bisection over slice comparisons, which run in C)."""
+def _common_prefix(a: Sequence, b: Sequence) -> int:
+    """Length of the common prefix of two token lists or two strings (bisection over slice
+    comparisons, which run in C)."""
     n = min(len(a), len(b))
     if a[:n] == b[:n]:
         return n
@@ -749,20 +750,6 @@ def _trim_end(tokenizer: Any, full: list[int], start: int, end: int) -> int:
     while end > start and not tokenizer.decode([full[end - 1]]).strip():
         end -= 1
     return end
-
-
-def _common_text_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 def _segment_tokens(tokenizer: Any) -> tuple[str, ...]:
@@ -812,7 +799,7 @@ def assistant_spans_batch(
     def partial(full_text: str, messages: list[dict[str, str]], generation_prompt: bool) -> tuple[int, int]:
         """(characters of the full text shared, key of the tail's text)"""
         text = render(messages, generation_prompt)
-        shared = _common_text_prefix(full_text, text)
+        shared = _common_prefix(full_text, text)
         cut = 0
         for token in segments:
             at = full_text.rfind(token, 0, shared)
