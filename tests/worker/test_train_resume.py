@@ -117,7 +117,10 @@ def test_a_sigkill_in_a_later_epoch_resumes_onto_the_same_batches(tmp_path, job_
     try:
         while first.poll() is None and time.monotonic() < deadline:
             # Past the checkpoint at step 36, 4 steps into the third epoch: a resume mid-epoch.
-            if metrics.exists() and any(p["step"] >= 2 * per_epoch + 7 for p in read_metrics_file(metrics)):
+            # Wait for the step-36 checkpoint's manifest too: it is committed by the uploader
+            # thread, which a loaded machine can leave behind the training loop.
+            committed = any((tmp_path / "store").rglob("step-36/manifest.json"))
+            if committed and metrics.exists() and any(p["step"] >= 2 * per_epoch + 7 for p in read_metrics_file(metrics)):
                 first.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.01)
