@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -80,8 +81,6 @@ class ApiErrorsMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if is_api(request) and isinstance(exception, RequestDataTooBig):
-            from django.conf import settings
-
             return request_too_big(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         return None
 
