@@ -103,8 +103,12 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    # Layers, bottom up (docs/ARCHITECTURE.md; .importlinter enforces them): the job, the apps that
+    # react to jobs through the job-event hook, the ones that present them.
     "training",
+    "monitoring",
     "artifacts",
+    "dashboard",
     "config.apps.ProjectConfig",  # project-level system checks (config/checks.py)
 ]
 

@@ -717,15 +717,15 @@ class MetricPointAdmin(ReadOnlyAdmin):
 
 @admin.register(JobEvent)
 class JobEventAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "job", "event_type", "severity", "source", "attempt", "processed", "short_error")
-    list_filter = ("event_type", "severity", "source", "processed", "received_at")
+    list_display = ("received_at", "job", "event_type", "severity", "source", "attempt", "short_error")
+    list_filter = ("event_type", "severity", "source", "anomaly_kind", "received_at")
     search_fields = ("job__name", "webhook_id", "processing_error")
     date_hierarchy = "received_at"
     list_select_related = ("job",)
     raw_id_fields = ("job",)
     # The payload is the worker's text: shown through masked_payload, never the raw field.
-    fields = ("job", "event_type", "severity", "source", "attempt", "seq", "webhook_id", "masked_payload",
-              "processed", "masked_processing_error", "received_at", "processed_at")
+    fields = ("job", "event_type", "severity", "source", "attempt", "seq", "webhook_id", "old_status", "new_status",
+              "anomaly_kind", "milestone_percent", "step", "masked_payload", "masked_processing_error", "received_at")
     readonly_fields = ("masked_payload", "masked_processing_error")
 
     def get_queryset(self, request):

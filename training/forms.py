@@ -17,7 +17,7 @@ from .models import (
     TrainingJob,
 )
 from .services import jobs as job_services
-from .services.estimates import estimate_for_configuration
+from .services.estimate import estimate_for_configuration
 
 
 def preset_help() -> str:

@@ -17,8 +17,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .lifecycle import ACTIVE, NOT_STARTED, TERMINAL, Status
 from .liveness import SilenceDeadlines, silence_deadlines
+from .states import ACTIVE, NOT_STARTED, TERMINAL, Status
 
 
 def dataset_upload_path(instance: DatasetBlob | TrainingFile, filename: str) -> str:
@@ -521,7 +521,7 @@ class MetricPoint(models.Model):
 
 class MetricSummary(models.Model):
     """The lowest and highest training loss in one aligned step range [bucket * 2^level,
-    (bucket + 1) * 2^level) of a job's metrics, for every level (training.metrics.SUMMARY_LEVELS).
+    (bucket + 1) * 2^level) of a job's metrics, for every level (training.metric_summaries.SUMMARY_LEVELS).
     Kept current by services.metric_summaries as batches are stored, so the downsampled metrics
     API reads a few hundred of these instead of the whole history."""
 
@@ -580,18 +580,22 @@ class JobEvent(models.Model):
     webhook_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
     attempt = models.PositiveIntegerField(null=True, blank=True)
     seq = models.PositiveIntegerField(null=True, blank=True)
-    processed = models.BooleanField(default=False)
+    # Structured fields, so that receivers (emails, alerts) never parse the human message back.
+    old_status = models.CharField(max_length=32, blank=True, help_text="status_changed: the status it left.")
+    new_status = models.CharField(max_length=32, blank=True, help_text="status_changed: the status it entered.")
+    anomaly_kind = models.CharField(max_length=32, blank=True,
+                                    help_text="anomaly: divergence, overfitting, plateau, spike, stall, heartbeat_stale, ...")
+    milestone_percent = models.PositiveSmallIntegerField(null=True, blank=True, help_text="milestone: 25, 50, 75 or 100.")
+    step = models.PositiveIntegerField(null=True, blank=True, help_text="The training step the event is about.")
+    # A report stored without effect (answered 200 so the worker does not resend it): why.
     processing_error = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now)
-    processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]
         indexes = [
             models.Index(fields=["job", "event_type"]),
             models.Index(fields=["job", "received_at"]),
-            models.Index(fields=["processed", "received_at"], name="event_unprocessed_idx",
-                         condition=Q(processed=False)),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training.metrics import downsample_by_step_ranges, summary_level
+from training.metric_summaries import downsample_by_step_ranges, summary_level
 
 losses = st.one_of(st.none(), st.floats(min_value=-1e6, max_value=1e6, allow_nan=False))
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from training.metrics import downsample_by_step_ranges, summaries_for
+from training.metric_summaries import downsample_by_step_ranges, summaries_for
 from training.models import MetricPoint, MetricSummary
 from training.services.metric_summaries import (
     downsampled_steps,

@@ -9,7 +9,7 @@ import pytest
 
 from training.lifecycle import Status
 from training.models import BaseModel, HyperparameterPreset, MetricPoint, TrainingFile, TrainingJob
-from training.services.estimates import estimate_for
+from training.services.estimate import estimate_for
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..metrics import MIN_MAX_POINTS
+from ..metric_summaries import MIN_MAX_POINTS
 from ..models import (
     BaseModel,
     ConfigurationTemplate,
@@ -301,8 +301,8 @@ class JobEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobEvent
         fields = [
-            "id", "event_type", "severity", "source", "attempt", "seq", "payload", "processed",
-            "processing_error", "received_at", "processed_at",
+            "id", "event_type", "severity", "source", "attempt", "seq", "old_status", "new_status",
+            "anomaly_kind", "milestone_percent", "step", "payload", "processing_error", "received_at",
         ]
         read_only_fields = fields
 

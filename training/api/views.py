@@ -47,7 +47,7 @@ from ..services.datasets import (
     ingest_training_file,
     upload_limit_message,
 )
-from ..services.estimates import estimate_for_configuration
+from ..services.estimate import estimate_for_configuration
 from ..services.metric_summaries import downsampled_steps
 from ..services.support import build_error_report
 from ..uploads import declared_too_large, upload_too_large

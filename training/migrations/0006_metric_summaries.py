@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 def build_summaries(apps, schema_editor):
     """Summaries for the metrics already stored (new batches maintain their own)."""
-    from training.metrics import summaries_for
+    from training.metric_summaries import summaries_for
 
     MetricPoint = apps.get_model("training", "MetricPoint")
     MetricSummary = apps.get_model("training", "MetricSummary")

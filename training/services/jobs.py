@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from gpu_worker.config import ConfigError, WorkerConfig
 
+from ..events import record_event
 from ..lifecycle import TERMINAL, IllegalTransition, Status, refusal, transition
 from ..models import (
     BaseModel,
@@ -27,6 +28,7 @@ from ..models import (
     TrainingFile,
     TrainingJob,
 )
+from .estimate import estimate_for_configuration
 
 # Job-level options a configuration may carry besides the worker's hyperparameters.
 JOB_OPTIONS = ("executor", "gpu_type", "gpu_pricing_tier")
@@ -123,8 +125,6 @@ def create_job(
     tags: list[str] | None = None,
     parent: TrainingJob | None = None,
 ) -> TrainingJob:
-    from .estimates import estimate_for_configuration
-
     if not training_file.is_trainable:
         raise ValidationError({"training_file": training_file.untrainable_reason()})
     if template is not None:
@@ -167,8 +167,8 @@ def create_job(
             job.tags.set([Tag.objects.get_or_create(name=t.strip().lower())[0] for t in tags if t.strip()])
         if template is not None:
             template.record_use()
-        JobEvent.objects.create(job=job, event_type=JobEvent.Type.ACTION, source="user",
-                                payload={"action": "created", "by": getattr(user, "username", None)}, processed=True)
+        record_event(job.pk, JobEvent.Type.ACTION, source="user",
+                     payload={"action": "created", "by": getattr(user, "username", None)})
     return job
 
 
@@ -232,8 +232,8 @@ def retry_job(job: TrainingJob, *, user, overrides: dict[str, Any] | None = None
         new_job.preset = job.preset
         new_job.save(update_fields=["preset"])
         TrainingJob.objects.filter(pk=job.pk).update(retry_count=job.retry_count + 1)
-        JobEvent.objects.create(job=job, event_type=JobEvent.Type.ACTION, source="user", processed=True,
-                                payload={"action": "retried", "new_job": str(new_job.pk), "changes": config_diff(job, new_job)})
+        record_event(job.pk, JobEvent.Type.ACTION, source="user",
+                     payload={"action": "retried", "new_job": str(new_job.pk), "changes": config_diff(job, new_job)})
     return new_job
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from ..metrics import (
+from ..metric_summaries import (
     SUMMARY_LEVELS,
     RangeSummary,
     merge_summaries,

@@ -1,0 +1,100 @@
+"""Applying a `metrics` report: store its points (a newer attempt's figures replace a superseded
+attempt's; within an attempt a later partial point fills in, never nulls out), keep the range
+summaries current, and move the job's progress and latest_* figures when the batch is news.
+
+Runs inside ingestion's transaction, with the job locked and the report fenced.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..models import MetricPoint, TrainingJob
+from . import metric_summaries
+from .reports import Envelope, clean_point
+
+
+def apply_metrics(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
+    # One batch may carry the same step twice (a train log and an eval log): merge them first.
+    incoming: dict[int, dict[str, Any]] = {}
+    total_steps: int | None = None
+    # Checked by _check_data already: this cannot raise.
+    for point in sorted((clean_point(p) for p in event.data["points"]), key=lambda p: p["step"]):
+        merged = incoming.setdefault(point["step"], dict.fromkeys(MetricPoint.VALUE_FIELDS))
+        merged.update({k: v for k, v in point["values"].items() if v is not None})
+        total_steps = point["total_steps"] or total_steps
+    if not incoming:
+        return "an empty batch"
+
+    existing = {
+        row.step: row
+        for row in MetricPoint.objects.select_for_update().filter(job_id=job.pk, step__in=list(incoming)).order_by("step")
+    }
+    to_create, to_update = [], []
+    for step, values in incoming.items():
+        row = existing.get(step)
+        if row is None:
+            to_create.append(MetricPoint(job_id=job.pk, attempt=event.attempt, step=step, reported_at=now, **values))
+            continue
+        # Within an attempt a later partial point (eval_loss only) fills in, never nulls out;
+        # a newer attempt that re-trains the step replaces the superseded attempt's figures.
+        replace = row.attempt < event.attempt
+        for name, value in values.items():
+            if value is not None or replace:
+                setattr(row, name, value)
+        row.attempt, row.reported_at = event.attempt, now
+        to_update.append(row)
+    MetricPoint.objects.bulk_create(to_create)
+    MetricPoint.objects.bulk_update(to_update, [*MetricPoint.VALUE_FIELDS, "attempt", "reported_at"])
+    metric_summaries.update_summaries(job.pk, incoming)
+
+    _update_latest(job, event, now, incoming, total_steps)
+    # For the hook's receivers (the trend analysis): the batch as stored, merged by step.
+    context["points"] = [{"step": step, **values} for step, values in incoming.items()]
+    context["total_steps"] = total_steps
+    return ""
+
+
+def _update_latest(job: TrainingJob, event: Envelope, now: datetime,
+                   points: dict[int, dict[str, Any]], total_steps: int | None) -> None:
+    """The job's progress and latest_* from the batch's highest step, if that is news."""
+    top = max(points)
+    fresh_attempt = False
+    if job.current_step is not None and top < job.current_step:
+        fresh_attempt = _progress_is_from_older_attempt(job, event.attempt)
+        if not fresh_attempt:
+            return  # a late batch: what the job shows is newer
+
+    def latest(name: str) -> Any:
+        return next((points[s][name] for s in sorted(points, reverse=True) if points[s][name] is not None), None)
+
+    fields: dict[str, Any] = {"current_step": top}
+    for name, column in (("train_loss", "latest_loss"), ("eval_loss", "latest_eval_loss"),
+                         ("learning_rate", "latest_learning_rate"), ("epoch", "current_epoch")):
+        value = latest(name)
+        if value is not None:
+            fields[column] = value
+    if points[top]["eta_seconds"] is not None:
+        fields["estimated_time_remaining_minutes"] = math.ceil(points[top]["eta_seconds"] / 60)
+    total = total_steps or job.total_steps
+    if total_steps:
+        fields["total_steps"] = total_steps
+    if total:
+        progress = min(Decimal(100), Decimal(top * 100) / Decimal(total)).quantize(Decimal("0.01"))
+        # Never backwards within an attempt; a new attempt may honestly start lower.
+        fields["progress_percentage"] = progress if fresh_attempt else max(progress, job.progress_percentage)
+    TrainingJob.objects.filter(pk=job.pk).update(updated_at=now, **fields)
+
+
+def _progress_is_from_older_attempt(job: TrainingJob, attempt: int) -> bool:
+    """Whether the job's current_step was reported by an attempt before this one.
+
+    The metric row at that step says who reported it; a new attempt that resumes from an
+    earlier checkpoint must be able to move progress below what the lost attempt reached.
+    """
+    reporter = MetricPoint.objects.filter(job_id=job.pk, step=job.current_step).values_list("attempt", flat=True)
+    # order_by(): the default ordering by job would join the job table for nothing.
+    return any(row_attempt < attempt for row_attempt in reporter.order_by())
