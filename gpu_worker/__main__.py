@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpu_worker import exit_codes
-from gpu_worker.config import CONFIG_ENV_VAR, ConfigError, WorkerConfig, schema_markdown
+from gpu_worker.config import ConfigError, WorkerConfig, schema_markdown
+from gpu_worker.contract import CONFIG_ENV_VAR, ExitCode
 
 SCHEMA_DOC_INTRO = """# Worker configuration
 
@@ -157,15 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.print_schema_doc:
         sys.stdout.write(schema_doc())
-        return exit_codes.SUCCESS
+        return ExitCode.SUCCESS
     try:
         config = WorkerConfig.load(args.config)
     except ConfigError as exc:
         print(f"gpu_worker: configuration error: {exc}", file=sys.stderr)
-        return exit_codes.USER_ERROR
+        return ExitCode.USER_ERROR
     except (TypeError, AttributeError, ValueError) as exc:  # a wrongly typed field validate() tripped on
         print(f"gpu_worker: configuration error: {exc}", file=sys.stderr)
-        return exit_codes.USER_ERROR
+        return ExitCode.USER_ERROR
 
     _quiet_libraries()
     try:
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_job(config)
     except BaseException as exc:  # noqa: BLE001 - run_job reports its own failures; this is the last resort
         print(f"gpu_worker: unexpected failure outside the job: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return exit_codes.UNKNOWN_ERROR
+        return ExitCode.UNKNOWN_ERROR
 
 
 def _quiet_libraries() -> None:

@@ -20,14 +20,18 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from gpu_worker.contract import DIVERGENCE_STOP_FACTOR, DIVERGENCE_STOP_PATIENCE, EventType
+from gpu_worker.errors import DivergenceError
+
 logger = logging.getLogger("gpu_worker.callbacks")
 
 # Divergence: a non-finite loss at any step, or a logged loss above DIVERGENCE_FACTOR x the
 # reference loss (the first logged loss once warmup is over) for DIVERGENCE_PATIENCE logged
 # points in a row. One spike is tolerated; a run that stays an order of magnitude worse than
-# where it started is wasting the GPU.
-DIVERGENCE_FACTOR = 10.0
-DIVERGENCE_PATIENCE = 3
+# where it started is wasting the GPU. The rule is part of the worker contract
+# (gpu_worker.contract; docs/worker-contract.md, "Divergence").
+DIVERGENCE_FACTOR = DIVERGENCE_STOP_FACTOR
+DIVERGENCE_PATIENCE = DIVERGENCE_STOP_PATIENCE
 
 
 class JobState:
@@ -94,10 +98,10 @@ class Ticker:
     def flush_metrics(self) -> None:
         points = self.sink.drain()
         if points:
-            self.reporter.emit("metrics", {"points": points})
+            self.reporter.emit(EventType.METRICS, {"points": points})
 
     def heartbeat(self) -> None:
-        self.reporter.emit("heartbeat", {"stage": self.state.stage, "step": self.state.step,
+        self.reporter.emit(EventType.HEARTBEAT, {"stage": self.state.stage, "step": self.state.step,
                                          "total_steps": self.state.total_steps})
 
     def _run(self) -> None:
@@ -170,7 +174,7 @@ class CheckpointUploader:
                 manifest = stores.commit_checkpoint(self.store, folder, step, self.attempt)
                 size = sum(int(f.get("size", 0)) for f in manifest.get("files", {}).values())
                 self.state.last_committed_step = step
-                self.reporter.emit("checkpoint_saved", {"step": step, "key": f"checkpoints/step-{step}",
+                self.reporter.emit(EventType.CHECKPOINT_SAVED, {"step": step, "key": f"checkpoints/step-{step}",
                                                         "size_bytes": size})
                 stores.prune_checkpoints(self.store, self.keep)
                 for old in folder.parent.glob("checkpoint-*"):
@@ -288,8 +292,6 @@ class WorkerCallback(TrainerCallback):
         return control
 
     def _check_divergence(self, loss: float, step: int) -> None:
-        from gpu_worker.errors import DivergenceError
-
         if not math.isfinite(loss):
             raise DivergenceError(f"training loss became {loss} at step {step}", step=step, loss=loss)
         if self._reference_loss is None:

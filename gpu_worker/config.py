@@ -12,7 +12,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-CONFIG_ENV_VAR = "GPU_WORKER_CONFIG"
+from gpu_worker.contract import CONFIG_ENV_VAR
+
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 
 

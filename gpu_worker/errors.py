@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpu_worker import exit_codes
 from gpu_worker.config import ConfigError
+from gpu_worker.contract import ExitCode
 from gpu_worker.data import DatasetError
 
 MAX_MESSAGE_CHARS = 1000
@@ -62,15 +62,15 @@ class ClassifiedError:
 
 
 EXIT_CODES = {
-    "dataset_format": exit_codes.USER_ERROR,
-    "model_access": exit_codes.USER_ERROR,
-    "out_of_memory": exit_codes.USER_ERROR,
-    "divergence": exit_codes.USER_ERROR,
-    "configuration": exit_codes.USER_ERROR,
-    "network": exit_codes.INFRASTRUCTURE_ERROR,
-    "disk_full": exit_codes.INFRASTRUCTURE_ERROR,
-    "cuda_unavailable": exit_codes.INFRASTRUCTURE_ERROR,
-    "unknown": exit_codes.UNKNOWN_ERROR,
+    "dataset_format": ExitCode.USER_ERROR,
+    "model_access": ExitCode.USER_ERROR,
+    "out_of_memory": ExitCode.USER_ERROR,
+    "divergence": ExitCode.USER_ERROR,
+    "configuration": ExitCode.USER_ERROR,
+    "network": ExitCode.INFRASTRUCTURE_ERROR,
+    "disk_full": ExitCode.INFRASTRUCTURE_ERROR,
+    "cuda_unavailable": ExitCode.INFRASTRUCTURE_ERROR,
+    "unknown": ExitCode.UNKNOWN_ERROR,
 }
 
 _OOM_TYPES = {"OutOfMemoryError"}  # torch.OutOfMemoryError is torch.cuda.OutOfMemoryError

@@ -39,14 +39,16 @@ from typing import Any
 import requests
 
 from gpu_worker import signing
+from gpu_worker.contract import EventType
 
 logger = logging.getLogger("gpu_worker.reporting")
 
 JOURNAL_NAME = "outbox.jsonl"
 # Dropped first when the outbox is full: a later point or heartbeat supersedes them.
-LOW_VALUE_TYPES = frozenset({"metrics", "heartbeat"})
+LOW_VALUE_TYPES = frozenset({EventType.METRICS, EventType.HEARTBEAT})
 # Never dropped: the control plane cannot reconstruct the job's outcome without them.
-CRITICAL_TYPES = frozenset({"completed", "error", "checkpoint_saved", "interrupted"})
+CRITICAL_TYPES = frozenset({EventType.COMPLETED, EventType.ERROR, EventType.CHECKPOINT_SAVED,
+                            EventType.INTERRUPTED})
 # Rewrite the journal once it holds this many lines more than there are pending events.
 COMPACT_SLACK = 2000
 # How long metrics and heartbeats may wait in memory before the journal thread writes them (a
@@ -158,13 +160,14 @@ class Reporter:
             thread.start()
             self._threads.append(thread)
 
-    def emit(self, type: str, data: dict) -> str:
+    def emit(self, type: EventType | str, data: dict) -> str:
         """Queue one event and return its id. Never blocks on I/O and never raises."""
         event_id = f"evt_{uuid.uuid4().hex}"
         try:
             with self._lock:
                 self._seq += 1
-                event = {"id": event_id, "type": type, "job_id": self.job_id,
+                # A plain str in the event: the journal and the wire carry the name only.
+                event = {"id": event_id, "type": str(type), "job_id": self.job_id,
                          "attempt": self.attempt, "seq": self._seq, "timestamp": _now_iso(),
                          "data": data}
                 if not self._enabled or self._stop_reason is not None or self._closing:

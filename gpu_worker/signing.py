@@ -12,6 +12,12 @@ import time
 import uuid
 from collections.abc import Mapping
 
+from gpu_worker.contract import (
+    WEBHOOK_ID_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER,
+)
+
 TOLERANCE_SECONDS = 300
 
 
@@ -30,9 +36,9 @@ def signed_headers(secret: str, body: bytes, msg_id: str | None = None,
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
     return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        WEBHOOK_ID_HEADER: msg_id,
+        WEBHOOK_TIMESTAMP_HEADER: str(timestamp),
+        WEBHOOK_SIGNATURE_HEADER: sign(secret, msg_id, timestamp, body),
     }
 
 
@@ -42,9 +48,9 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | No
 
     `headers` must be case-insensitive or use the lower-case names.
     """
-    msg_id = headers.get("webhook-id")
-    ts_text = headers.get("webhook-timestamp")
-    sig_header = headers.get("webhook-signature")
+    msg_id = headers.get(WEBHOOK_ID_HEADER)
+    ts_text = headers.get(WEBHOOK_TIMESTAMP_HEADER)
+    sig_header = headers.get(WEBHOOK_SIGNATURE_HEADER)
     if not msg_id or not ts_text or not sig_header:
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
     try:

@@ -27,6 +27,7 @@ from typing import IO, Any, TypeVar
 import requests
 
 from gpu_worker import signing
+from gpu_worker.contract import ATTEMPT_HEADER
 
 logger = logging.getLogger("gpu_worker.stores")
 
@@ -220,7 +221,7 @@ class HttpStore(Store):
         def attempt() -> requests.Response:
             headers = signing.signed_headers(self.secret, body)
             if self.attempt is not None:
-                headers["x-worker-attempt"] = str(self.attempt)
+                headers[ATTEMPT_HEADER] = str(self.attempt)
             if payload is not None:
                 headers["content-type"] = "application/json"
             try:

@@ -6,7 +6,7 @@
     finalizing      save the adapter (PEFT layout), upload it
     validating      evaluators with the model still loaded; summary.json and metrics.jsonl uploaded
 
-`run_job(config)` returns the process exit code (gpu_worker.exit_codes); every failure is
+`run_job(config)` returns the process exit code (gpu_worker.contract.ExitCode); every failure is
 classified by gpu_worker.errors and reported as an `error` event before the worker exits.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from gpu_worker import exit_codes
 from gpu_worker.config import WorkerConfig
+from gpu_worker.contract import EventType, ExitCode, Stage
 from gpu_worker.data import DatasetError
 from gpu_worker.errors import classify_error  # imported now: reporting an OOM must not need memory
 
@@ -60,7 +60,7 @@ def run_job(config: WorkerConfig) -> int:
         ticker.start()
         job.run()
         state.raise_on_signal = False
-        code = exit_codes.SUCCESS
+        code = ExitCode.SUCCESS
     except WorkerInterrupted:
         code = job.report_interrupted()
     except StoppedByControlPlane:
@@ -109,10 +109,10 @@ class _Job:
 
     # ----- stages -----
 
-    def stage(self, name: str) -> None:
+    def stage(self, name: Stage) -> None:
         self.check_stop()
         self.state.stage = name
-        self.reporter.emit("stage_changed", {"stage": name})
+        self.reporter.emit(EventType.STAGE_CHANGED, {"stage": name})
 
     def check_stop(self) -> None:
         if self.reporter.stop_requested:
@@ -130,13 +130,13 @@ class _Job:
             raise ConfigError(f"evaluators: unknown {', '.join(unknown)}; known: {', '.join(EVALUATORS)}")
         self.placement = models.choose_placement(config.device, config.quantization,
                                                  config.gradient_checkpointing)
-        self.reporter.emit("started", {
+        self.reporter.emit(EventType.STARTED, {
             "device": self.placement.device, "quantization": self.placement.quantization,
             "base_model": config.base_model, "pid": os.getpid(), "host": socket.gethostname(),
         })
         self.store = stores.open_store(config.store, secret=config.webhook_secret, attempt=config.attempt)
 
-        self.stage("preprocessing")
+        self.stage(Stage.PREPROCESSING)
         dataset_path = self.fetch_dataset()
         from gpu_worker import data
 
@@ -144,7 +144,7 @@ class _Job:
         model_path = models.resolve_base_model(config.base_model)
         train_samples, eval_samples = self.tokenize(report, model_path)
 
-        self.stage("model_loading")
+        self.stage(Stage.MODEL_LOADING)
         self.restore_memory_limit = apply_memory_limit(config.memory_limit_mb, self.placement.device)
         model, tokenizer = models.load_model_and_tokenizer(model_path, self.placement)
         resume_dir, resume_step = self.fetch_resume_checkpoint()
@@ -152,12 +152,12 @@ class _Job:
         self.trainer = trainer
         self.model = trainer.model
 
-        self.stage("training")
+        self.stage(Stage.TRAINING)
         if resume_dir is not None:
-            self.reporter.emit("resumed", {"resumed_from_step": resume_step})
+            self.reporter.emit(EventType.RESUMED, {"resumed_from_step": resume_step})
         self.train(trainer, resume_dir)
 
-        self.stage("finalizing")
+        self.stage(Stage.FINALIZING)
         adapter_dir = self.save_adapter(trainer, tokenizer)
         if eval_samples and self.state.last_eval_loss is None:
             self.state.last_eval_loss = float(trainer.evaluate()["eval_loss"])
@@ -165,12 +165,12 @@ class _Job:
         self.check_stop()
         self.upload_folder(adapter_dir, "adapter")
 
-        self.stage("validating")
+        self.stage(Stage.VALIDATING)
         results = self.validate(eval_samples)
         self.check_stop()
         self.write_reports(results)
         self.ticker.stop()
-        self.reporter.emit("completed", {
+        self.reporter.emit(EventType.COMPLETED, {
             "final_train_loss": self.state.last_train_loss,
             "final_eval_loss": self.state.last_eval_loss,
             "steps": self.state.step,
@@ -396,7 +396,7 @@ class _Job:
             results: dict[str, Any] = {}
         else:
             results = run_evaluators(self.config.evaluators, self.model, eval_samples)
-        self.reporter.emit("validation_results", {"evaluators": results})
+        self.reporter.emit(EventType.VALIDATION_RESULTS, {"evaluators": results})
         return results
 
     def write_reports(self, results: dict[str, Any]) -> None:
@@ -436,11 +436,11 @@ class _Job:
             except BaseException as exc:  # noqa: BLE001
                 print(f"gpu_worker: emergency checkpoint upload failed: {exc}", file=sys.stderr)
         self.ticker.stop()  # last metrics and heartbeats go before the terminal event
-        self.reporter.emit("interrupted", {"signal": self.state.signal_name or "SIGTERM",
+        self.reporter.emit(EventType.INTERRUPTED, {"signal": self.state.signal_name or "SIGTERM",
                                            "last_checkpoint_step": self.state.last_committed_step})
         print(f"gpu_worker: interrupted by {self.state.signal_name}; last committed checkpoint: "
               f"step {self.state.last_committed_step}", file=sys.stderr)
-        return exit_codes.INTERRUPTED
+        return ExitCode.INTERRUPTED
 
     def report_stopped(self) -> int:
         self.state.raise_on_signal = False
@@ -448,7 +448,7 @@ class _Job:
             self.uploader.cancel()
             self.uploader.wait()
         print(f"gpu_worker: stopped by the control plane ({self.reporter.stop_reason})", file=sys.stderr)
-        return exit_codes.STOPPED_BY_CONTROL_PLANE
+        return ExitCode.STOPPED_BY_CONTROL_PLANE
 
     def report_error(self, exc: BaseException) -> int:
         if self.restore_memory_limit is not None:
@@ -461,7 +461,7 @@ class _Job:
                        device_used=getattr(self.placement, "device", None))
         classified = classify_error(exc, context)
         self.ticker.stop()
-        self.reporter.emit("error", classified.to_event_data())
+        self.reporter.emit(EventType.ERROR, classified.to_event_data())
         if isinstance(exc, DatasetError):
             print(f"gpu_worker: dataset_format: {exc}", file=sys.stderr)  # the whole line/field report
         else:

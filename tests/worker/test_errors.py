@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpu_worker import exit_codes
 from gpu_worker.config import WorkerConfig
+from gpu_worker.contract import ExitCode
 from gpu_worker.data import validate_dataset_file
 from gpu_worker.errors import (
     EXIT_CODES,
@@ -53,7 +53,7 @@ def test_a_real_cpu_allocation_failure_is_out_of_memory_and_names_the_numbers():
     assert "can't allocate memory" in str(exc)
     result = classify_error(exc, CONFIG)
     assert result.error_type == "out_of_memory"
-    assert result.exit_code == exit_codes.USER_ERROR
+    assert result.exit_code == ExitCode.USER_ERROR
     assert result.details["suggested_config"] == {"per_device_batch_size": 4, "gradient_accumulation_steps": 4}
     assert "from 8 to 4" in result.suggested_fix and "from 2 to 4" in result.suggested_fix
     assert "effective batch at 16" in result.suggested_fix
@@ -106,7 +106,7 @@ def test_a_real_dataset_error_names_the_first_record_and_field(tmp_path):
     path.write_text('{"current_user_input": "a", "target_response": "b"}\n{"current_user_input": "a"}\n{"x": 1\n')
     result = classify_error(caught(validate_dataset_file, path))
     assert result.error_type == "dataset_format"
-    assert result.exit_code == exit_codes.USER_ERROR
+    assert result.exit_code == ExitCode.USER_ERROR
     assert result.message == "The dataset has 2 problems; first: line 2: target_response is missing"
     assert result.details["first_problem"] == {"line": 2, "field": "target_response", "reason": "is missing", "record": None}
     assert result.details["problems"][1].startswith("line 3: not valid JSON")
@@ -122,7 +122,7 @@ def test_a_whole_file_dataset_error_is_a_dataset_error(tmp_path):
 def test_a_real_config_error_is_configuration():
     result = classify_error(caught(WorkerConfig.from_dict, {"job_id": "j"}))
     assert result.error_type == "configuration"
-    assert result.exit_code == exit_codes.USER_ERROR
+    assert result.exit_code == ExitCode.USER_ERROR
     assert "missing required field(s): dataset" in result.message
 
 
@@ -130,7 +130,7 @@ def test_divergence_suggests_half_the_learning_rate():
     exc = caught(_raise, DivergenceError("loss is nan", step=40, loss=float("nan")))
     result = classify_error(exc, CONFIG)
     assert result.error_type == "divergence"
-    assert result.exit_code == exit_codes.USER_ERROR
+    assert result.exit_code == ExitCode.USER_ERROR
     assert result.details["suggested_config"] == {"learning_rate": 1e-4}
     assert result.details["step"] == 40 and result.details["loss"] == "nan"
     assert "from 0.0002 to 0.0001" in result.suggested_fix
@@ -157,7 +157,7 @@ def test_a_real_gated_repo_error_says_to_accept_the_licence_and_set_hf_token():
     assert type(exc).__name__ == "GatedRepoError"
     result = classify_error(exc, {**CONFIG, "base_model": model})
     assert result.error_type == "model_access"
-    assert result.exit_code == exit_codes.USER_ERROR
+    assert result.exit_code == ExitCode.USER_ERROR
     assert f"https://huggingface.co/{model}" in result.suggested_fix
     assert "HF_TOKEN" in result.suggested_fix
     assert result.details["http_status"] == 403
@@ -205,7 +205,7 @@ def test_a_real_enospc_is_disk_full():
     assert exc.errno == errno.ENOSPC
     result = classify_error(exc)
     assert result.error_type == "disk_full"
-    assert result.exit_code == exit_codes.INFRASTRUCTURE_ERROR
+    assert result.exit_code == ExitCode.INFRASTRUCTURE_ERROR
 
 
 def test_an_enospc_with_a_path_names_the_path():
@@ -221,7 +221,7 @@ def test_a_real_requests_connection_error_to_a_closed_port_is_network():
     assert isinstance(exc, requests.ConnectionError)
     result = classify_error(exc)
     assert result.error_type == "network"
-    assert result.exit_code == exit_codes.INFRASTRUCTURE_ERROR
+    assert result.exit_code == ExitCode.INFRASTRUCTURE_ERROR
     assert "events" in result.details["url"]
 
 
@@ -261,7 +261,7 @@ def test_cuda_requested_on_a_cpu_only_torch_is_cuda_unavailable():
     exc = caught(torch.zeros, 1, device="cuda")
     result = classify_error(exc)
     assert result.error_type == "cuda_unavailable"
-    assert result.exit_code == exit_codes.INFRASTRUCTURE_ERROR
+    assert result.exit_code == ExitCode.INFRASTRUCTURE_ERROR
     assert result.details["suggested_config"] == {"device": "cpu", "quantization": "none"}
 
 
@@ -288,7 +288,7 @@ def test_an_unknown_error_carries_its_type_message_and_trace_tail():
     exc = caught(json.loads, "{not json")
     result = classify_error(exc)
     assert result.error_type == "unknown"
-    assert result.exit_code == exit_codes.UNKNOWN_ERROR
+    assert result.exit_code == ExitCode.UNKNOWN_ERROR
     assert "JSONDecodeError: Expecting property name enclosed in double quotes" in result.message
     tail = result.details["trace_tail"].splitlines()
     assert 0 < len(tail) <= 20

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from gpu_worker import exit_codes
+from gpu_worker.contract import ExitCode
 from tests.worker.conftest import REPO_ROOT, run_worker, start_worker, worker_env
 
 
@@ -32,7 +32,7 @@ def test_a_bad_configuration_is_one_line_and_exit_2(tmp_path, content, expected)
     path = tmp_path / "job.json"
     path.write_text(content)
     result = run_cli("--config", str(path))
-    assert result.returncode == exit_codes.USER_ERROR
+    assert result.returncode == ExitCode.USER_ERROR
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert expected in result.stderr
@@ -40,7 +40,7 @@ def test_a_bad_configuration_is_one_line_and_exit_2(tmp_path, content, expected)
 
 def test_no_configuration_at_all_says_how_to_give_one():
     result = run_cli()
-    assert result.returncode == exit_codes.USER_ERROR
+    assert result.returncode == ExitCode.USER_ERROR
     assert "pass --config FILE or set GPU_WORKER_CONFIG" in result.stderr
 
 
@@ -67,7 +67,7 @@ def test_a_bad_dataset_exits_2_with_the_line_report_before_any_model_loads(tmp_p
     config = job_config(dataset=str(dataset), base_model=str(tmp_path / "no-such-model"),
                         webhook_url=receiver.events_url, webhook_secret=receiver.secret)
     result = run_worker(config, tmp_path / "job.json")
-    assert result.returncode == exit_codes.USER_ERROR, result.stderr
+    assert result.returncode == ExitCode.USER_ERROR, result.stderr
     assert "Traceback" not in result.stderr
     assert "line 2" in result.stderr and "line 3" in result.stderr
     types = [e["type"] for e in receiver.events]
@@ -75,7 +75,7 @@ def test_a_bad_dataset_exits_2_with_the_line_report_before_any_model_loads(tmp_p
     assert stages == ["preprocessing"]  # the (missing) model was never looked at
     assert types[-1] == "error"
     error = receiver.events[-1]["data"]
-    assert error["error_type"] == "dataset_format" and error["exit_code"] == exit_codes.USER_ERROR
+    assert error["error_type"] == "dataset_format" and error["exit_code"] == ExitCode.USER_ERROR
     assert any("line 2" in p for p in error["details"]["problems"])
 
 
@@ -90,7 +90,7 @@ def test_409_stops_at_the_next_step_and_saves_nothing_more(tmp_path, job_config,
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == exit_codes.STOPPED_BY_CONTROL_PLANE, stderr
+    assert proc.returncode == ExitCode.STOPPED_BY_CONTROL_PLANE, stderr
     assert "stopped by the control plane" in stderr and "Traceback" not in stderr
     store = tmp_path / "store"
     assert not (store / "adapter").exists() and not (store / "reports").exists()
@@ -116,7 +116,7 @@ def test_a_diverging_run_is_classified_and_exits_2(tmp_path, job_config, receive
     config = job_config(base_model=str(broken), checkpoint_interval=0, eval_interval=0,
                         webhook_url=receiver.events_url, webhook_secret=receiver.secret)
     result = run_worker(config, tmp_path / "job.json")
-    assert result.returncode == exit_codes.USER_ERROR, result.stderr
+    assert result.returncode == ExitCode.USER_ERROR, result.stderr
     error = receiver.events[-1]["data"]
     assert error["error_type"] == "divergence", error
     assert "learning_rate" in error["suggested_fix"]
@@ -148,7 +148,7 @@ def test_the_divergence_rule(losses, warmup, diverges_at):
 def test_memory_limit_gives_a_real_out_of_memory_error(tmp_path, job_config, receiver):
     config = job_config(memory_limit_mb=64, webhook_url=receiver.events_url, webhook_secret=receiver.secret)
     result = run_worker(config, tmp_path / "job.json")
-    assert result.returncode == exit_codes.USER_ERROR, result.stderr
+    assert result.returncode == ExitCode.USER_ERROR, result.stderr
     assert "Traceback" not in result.stderr
     error = receiver.events[-1]["data"]
     assert error["error_type"] == "out_of_memory", error
@@ -161,11 +161,11 @@ def test_asking_for_cuda_without_it_is_an_infrastructure_error(tmp_path, job_con
         pytest.skip("this machine has CUDA")
     config = job_config(device="cuda", webhook_url=receiver.events_url, webhook_secret=receiver.secret)
     result = run_worker(config, tmp_path / "job.json", GPU_WORKER_DEBUG="0")
-    assert result.returncode == exit_codes.INFRASTRUCTURE_ERROR, result.stderr
+    assert result.returncode == ExitCode.INFRASTRUCTURE_ERROR, result.stderr
     assert receiver.events[-1]["data"]["error_type"] == "cuda_unavailable"
 
 
 def test_the_configuration_can_come_from_the_environment():
     result = run_cli(env={"GPU_WORKER_CONFIG": '{"job_id": "j", "dataset": "d.jsonl", "device": "tpu"}'})
-    assert result.returncode == exit_codes.USER_ERROR
+    assert result.returncode == ExitCode.USER_ERROR
     assert "device: must be auto, cpu or cuda" in result.stderr

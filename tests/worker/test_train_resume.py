@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from gpu_worker import exit_codes
+from gpu_worker.contract import ExitCode
 from tests.worker.conftest import metric_points, run_worker, start_worker, train_losses
 
 MAX_STEPS = 40
@@ -45,7 +45,7 @@ def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path, r
     finally:
         if first.poll() is None:
             first.kill()
-    assert first.returncode == exit_codes.INTERRUPTED, stderr
+    assert first.returncode == ExitCode.INTERRUPTED, stderr
     attempt1 = [e for e in receiver.events if e["job_id"] == "job-test" and e["attempt"] == 1]
     interrupted = next(e["data"] for e in attempt1 if e["type"] == "interrupted")
     stopped_at = interrupted["last_checkpoint_step"]
@@ -85,7 +85,7 @@ def test_sigterm_before_training_exits_4_without_a_checkpoint(tmp_path, job_conf
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == exit_codes.INTERRUPTED
+    assert proc.returncode == ExitCode.INTERRUPTED
     assert receiver.wait_for(lambda: receiver.events[-1]["type"] == "interrupted", timeout=10)
     assert receiver.events[-1]["data"]["last_checkpoint_step"] is None
     assert not (tmp_path / "store" / "checkpoints").exists() or not any((tmp_path / "store" / "checkpoints").iterdir())
