@@ -33,9 +33,9 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from gpu_worker import data, models
+    from gpu_worker import data, model_loading
 
-    path = models.resolve_base_model(args.model)
+    path = model_loading.resolve_base_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     report = data.validate_dataset_file(args.data)
     samples = []

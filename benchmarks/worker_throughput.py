@@ -26,7 +26,7 @@ max length 1024, seed 42, `--steps` optimiser steps, fp32 on CPU.
 Data: data/sample/elena_morales_pairs.jsonl (training_pairs format, 178 records, 0-6 earlier
 turns each, so sequence lengths vary a lot: that is where padding costs the baseline). Both sides
 train on the worker's seeded 80/20 split (gpu_worker.data.split_conversations, seed 42); the
-held-out 20 % is evaluated after training with one function, gpu_worker.validation.assistant_nll
+held-out 20 % is evaluated after training with one function, gpu_worker.evaluation.assistant_nll
 (mean NLL over the target-response tokens, samples tokenised by gpu_worker.data), applied to every
 variant's saved adapter.
 
@@ -263,7 +263,7 @@ def heldout_loss(model_path: str, adapter: str, samples: list[dict]) -> float:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from gpu_worker.validation import assistant_nll
+    from gpu_worker.evaluation import assistant_nll
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
@@ -277,7 +277,7 @@ def base_loss(model_path: str, samples: list[dict]) -> float:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from gpu_worker.validation import assistant_nll
+    from gpu_worker.evaluation import assistant_nll
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
     model.eval()
@@ -317,10 +317,10 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from gpu_worker import data, models
+    from gpu_worker import data, model_loading
     from tests.worker.receiver import Receiver
 
-    model_path = models.resolve_base_model(MODEL)  # converts the GGUF once into $GPU_WORKER_CACHE
+    model_path = model_loading.resolve_base_model(MODEL)  # converts the GGUF once into $GPU_WORKER_CACHE
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     train_convs, eval_convs = split(args.data)
     records = baseline_records(train_convs)

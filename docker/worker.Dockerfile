@@ -29,7 +29,7 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then \
 # No flash-attention kernel: flash-attn publishes only a source distribution on PyPI, whose build
 # needs the CUDA toolkit (nvcc) matching torch 2.13's CUDA and takes hours; prebuilt wheels exist
 # per torch/CUDA/Python combination outside PyPI and none is verified for torch 2.13. The worker
-# therefore trains with SDPA on CUDA too (gpu_worker/models.py) and pads length-grouped batches
+# therefore trains with SDPA on CUDA too (gpu_worker/model_loading.py) and pads length-grouped batches
 # instead of packing (gpu_worker/train.py; docs/ARCHITECTURE.md, "The GPU image").
 
 COPY gpu_worker/ gpu_worker/

@@ -119,8 +119,8 @@ class _Job:
             raise StoppedByControlPlane(self.reporter.stop_reason)
 
     def run(self) -> None:
-        from gpu_worker import models, stores
-        from gpu_worker.validation import EVALUATORS
+        from gpu_worker import model_loading, stores
+        from gpu_worker.evaluation import EVALUATORS
 
         config = self.config
         unknown = [n for n in config.evaluators if n not in EVALUATORS]
@@ -128,7 +128,7 @@ class _Job:
             from gpu_worker.config import ConfigError
 
             raise ConfigError(f"evaluators: unknown {', '.join(unknown)}; known: {', '.join(EVALUATORS)}")
-        self.placement = models.choose_placement(config.device, config.quantization,
+        self.placement = model_loading.choose_placement(config.device, config.quantization,
                                                  config.gradient_checkpointing)
         self.reporter.emit(EventType.STARTED, {
             "device": self.placement.device, "quantization": self.placement.quantization,
@@ -141,12 +141,12 @@ class _Job:
         from gpu_worker import data
 
         report = data.validate_dataset_file(dataset_path)  # DatasetError: exit 2, no model loaded
-        model_path = models.resolve_base_model(config.base_model)
+        model_path = model_loading.resolve_base_model(config.base_model)
         train_samples, eval_samples = self.tokenize(report, model_path)
 
         self.stage(Stage.MODEL_LOADING)
         self.restore_memory_limit = apply_memory_limit(config.memory_limit_mb, self.placement.device)
-        model, tokenizer = models.load_model_and_tokenizer(model_path, self.placement)
+        model, tokenizer = model_loading.load_model_and_tokenizer(model_path, self.placement)
         resume_dir, resume_step = self.fetch_resume_checkpoint()
         trainer = self.build_trainer(model, tokenizer, train_samples, eval_samples)
         self.trainer = trainer
@@ -390,7 +390,7 @@ class _Job:
             self.store.put_file(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
 
     def validate(self, eval_samples: list[dict]) -> dict[str, Any]:
-        from gpu_worker.validation import run_evaluators
+        from gpu_worker.evaluation import run_evaluators
 
         if not eval_samples or not self.config.evaluators:
             results: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_worker import models
+from gpu_worker import model_loading
 from gpu_worker.errors import CudaUnavailableError
 
 
@@ -26,7 +26,7 @@ def fake_convert(gguf_path: Path, dest: Path) -> None:
 
 def _convert_in_child(gguf: str, target: str, log: str, results) -> None:
     os.environ["FAKE_CONVERT_LOG"] = log
-    path = models.ensure_converted(Path(gguf), Path(target), fake_convert)
+    path = model_loading.ensure_converted(Path(gguf), Path(target), fake_convert)
     results.put((os.getpid(), (path / "config.json").read_text()))
 
 
@@ -45,7 +45,7 @@ def test_two_processes_converting_at_once_share_one_conversion(tmp_path):
         assert proc.exitcode == 0
     assert len(log.read_text().split()) == 1  # converted once
     assert outputs[0][1] == outputs[1][1]  # both see the same finished folder
-    assert (target / models.COMPLETE_MARKER).is_file()
+    assert (target / model_loading.COMPLETE_MARKER).is_file()
     assert sorted(p.name for p in target.parent.iterdir()) == [".model.lock", "model"]  # no temp folder left
 
 
@@ -56,47 +56,47 @@ def test_a_failed_conversion_leaves_nothing_half_written(tmp_path):
 
     target = tmp_path / "cache" / "model"
     with pytest.raises(OSError):
-        models.ensure_converted(tmp_path / "x.gguf", target, broken)
+        model_loading.ensure_converted(tmp_path / "x.gguf", target, broken)
     assert not target.exists()
     assert [p.name for p in target.parent.iterdir()] == [".model.lock"]
     calls = []
-    models.ensure_converted(tmp_path / "x.gguf", target, lambda g, d: calls.append(d))
-    models.ensure_converted(tmp_path / "x.gguf", target, lambda g, d: calls.append(d))
+    model_loading.ensure_converted(tmp_path / "x.gguf", target, lambda g, d: calls.append(d))
+    model_loading.ensure_converted(tmp_path / "x.gguf", target, lambda g, d: calls.append(d))
     assert len(calls) == 1  # the finished copy is reused
 
 
 def test_embedded_model_resolves_to_the_cached_conversion(tmp_path, monkeypatch):
-    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv(model_loading.CACHE_ENV_VAR, str(tmp_path / "cache"))
     seen = []
-    path = models.resolve_base_model("embedded:smollm2-135m-instruct", convert=lambda g, d: seen.append(g))
+    path = model_loading.resolve_base_model("embedded:smollm2-135m-instruct", convert=lambda g, d: seen.append(g))
     assert Path(path) == tmp_path / "cache" / "smollm2-135m-instruct"
     assert seen[0].name == "SmolLM2-135M-Instruct.Q4_1.gguf" and seen[0].is_file()
 
 
 def test_base_model_forms(tmp_path, tiny_model_dir):
-    assert models.resolve_base_model(str(tiny_model_dir)) == str(tiny_model_dir)
-    assert models.resolve_base_model("meta-llama/Meta-Llama-3-70B-Instruct") == "meta-llama/Meta-Llama-3-70B-Instruct"
-    with pytest.raises(models.ModelResolutionError, match="unknown embedded model"):
-        models.resolve_base_model("embedded:gpt-5")
-    with pytest.raises(models.ModelResolutionError, match="does not exist"):
-        models.resolve_base_model(str(tmp_path / "missing"))
+    assert model_loading.resolve_base_model(str(tiny_model_dir)) == str(tiny_model_dir)
+    assert model_loading.resolve_base_model("meta-llama/Meta-Llama-3-70B-Instruct") == "meta-llama/Meta-Llama-3-70B-Instruct"
+    with pytest.raises(model_loading.ModelResolutionError, match="unknown embedded model"):
+        model_loading.resolve_base_model("embedded:gpt-5")
+    with pytest.raises(model_loading.ModelResolutionError, match="does not exist"):
+        model_loading.resolve_base_model(str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(models.ModelResolutionError, match="no config.json"):
-        models.resolve_base_model(str(tmp_path / "empty"))
+    with pytest.raises(model_loading.ModelResolutionError, match="no config.json"):
+        model_loading.resolve_base_model(str(tmp_path / "empty"))
 
 
 @pytest.mark.parametrize("device, quantization, checkpointing, cuda, expected", [
-    ("auto", "auto", None, True, models.Placement("cuda", "4bit", True)),
-    ("auto", "auto", None, False, models.Placement("cpu", "none", False)),
-    ("cuda", "none", None, True, models.Placement("cuda", "none", False)),
-    ("auto", "auto", False, True, models.Placement("cuda", "4bit", False)),
-    ("cpu", "auto", True, True, models.Placement("cpu", "none", True)),
+    ("auto", "auto", None, True, model_loading.Placement("cuda", "4bit", True)),
+    ("auto", "auto", None, False, model_loading.Placement("cpu", "none", False)),
+    ("cuda", "none", None, True, model_loading.Placement("cuda", "none", False)),
+    ("auto", "auto", False, True, model_loading.Placement("cuda", "4bit", False)),
+    ("cpu", "auto", True, True, model_loading.Placement("cpu", "none", True)),
 ])
 def test_placement(device, quantization, checkpointing, cuda, expected):
-    assert models.choose_placement(device, quantization, checkpointing, cuda_available=cuda) == expected
+    assert model_loading.choose_placement(device, quantization, checkpointing, cuda_available=cuda) == expected
 
 
 @pytest.mark.parametrize("device, quantization", [("cuda", "auto"), ("auto", "4bit"), ("cpu", "4bit")])
 def test_cuda_required_but_absent(device, quantization):
     with pytest.raises(CudaUnavailableError):
-        models.choose_placement(device, quantization, cuda_available=False)
+        model_loading.choose_placement(device, quantization, cuda_available=False)

