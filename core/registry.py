@@ -10,7 +10,12 @@ read the same list instead of restating it.
     class LocalExecutor(Executor): ...
 
     EXECUTORS.get("local")        # a LocalExecutor, built once with its configuration
+    EXECUTORS.build("local")      # a new LocalExecutor each call (for stateful instances)
     EXECUTORS.choices()           # [("local", "Local process"), ...] for forms and the admin
+    "local" in EXECUTORS          # what settings validation asks
+
+`choices` is a method, so a Django form field can take `choices=EXECUTORS.choices` (a callable,
+evaluated when the form is built) and a kind registered later still shows up.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ class Registry(Generic[T]):
     def register(self, kind: str, *, label: str = "", **options: Any) -> Callable[[type[T]], type[T]]:
         """Class decorator: record `cls` under `kind`. Registering a kind twice is a mistake."""
 
+        if not isinstance(kind, str) or not kind or kind != kind.strip():
+            raise ValueError(f"{self.noun} kind must be a non-empty string without surrounding spaces, not {kind!r}")
+
         def decorate(cls: type[T]) -> type[T]:
             existing = self._entries.get(kind)
             if existing is not None and existing.cls is not cls:
@@ -62,13 +70,20 @@ class Registry(Generic[T]):
                 f"unknown {self.noun} {kind!r}; known: {', '.join(sorted(self._entries)) or 'none'}"
             ) from None
 
+    def label(self, kind: str) -> str:
+        return self.entry(kind).label
+
     def get(self, kind: str) -> T:
         """The kind's instance, built on first use with its registered options."""
         instance = self._instances.get(kind)
         if instance is None:
-            entry = self.entry(kind)
-            instance = self._instances[kind] = entry.cls(**entry.options)
+            instance = self._instances[kind] = self.build(kind)
         return instance
+
+    def build(self, kind: str, **overrides: Any) -> T:
+        """A new instance of the kind, with its registered options and `overrides` on top."""
+        entry = self.entry(kind)
+        return entry.cls(**{**entry.options, **overrides})
 
     def kinds(self) -> list[str]:
         return sorted(self._entries)
@@ -78,6 +93,9 @@ class Registry(Generic[T]):
 
     def __contains__(self, kind: object) -> bool:
         return kind in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def __iter__(self) -> Iterator[Entry[T]]:
         return iter(self._entries[kind] for kind in self.kinds())

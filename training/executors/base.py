@@ -1,4 +1,9 @@
-"""The executor plug-in interface: one small base class and a kind -> class registry.
+"""The executor plug-in interface: one small base class and the registry of executor kinds.
+
+`EXECUTORS` is the one list of kinds: settings validation (training.checks), configuration
+resolution, the forms, the admin and the API all read it. Plug-ins register themselves with
+`@EXECUTORS.register(kind, label=...)`; this module never imports them (the package's
+__init__ does, so importing `training.executors` registers every kind).
 
 Executors never write job state; services do, from what executors return or raise.
 """
@@ -9,7 +14,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
+
+from core.registry import Registry, UnknownKind
 
 if TYPE_CHECKING:
     from training.models import TrainingJob
@@ -58,8 +65,6 @@ class ExecutorError(Exception):
 
 
 class Executor(ABC):
-    kind: ClassVar[str]
-
     @abstractmethod
     def launch(self, job: TrainingJob, worker_config: dict) -> LaunchResult:
         """Start the worker for job.attempt with `worker_config` (gpu_worker's JSON).
@@ -82,20 +87,13 @@ class Executor(ABC):
         return None
 
 
-_REGISTRY: dict[str, type[Executor]] = {}
-
-
-def register(cls: type[Executor]) -> type[Executor]:
-    _REGISTRY[cls.kind] = cls
-    return cls
+EXECUTORS = Registry["Executor"]("executor")
 
 
 def get_executor(kind: str) -> Executor:
-    # Importing the implementations here registers them without import cycles at module load.
-    from . import local, runpod_executor  # noqa: F401
-
+    """A new executor of `kind`; an unknown kind is a configuration error naming the known ones."""
     try:
-        return _REGISTRY[kind]()
-    except KeyError:
+        return EXECUTORS.build(kind)
+    except UnknownKind:
         raise ExecutorError("configuration", f"Unknown executor '{kind}'.",
-                            f"Use one of: {', '.join(sorted(_REGISTRY))}.") from None
+                            f"Use one of: {', '.join(EXECUTORS.kinds())}.") from None

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from .base import Executor, ExecutorError, LaunchResult, PodState, register
+from .base import EXECUTORS, Executor, ExecutorError, LaunchResult, PodState
 
 if TYPE_CHECKING:
     from training.models import TrainingJob
@@ -110,9 +110,8 @@ def reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-@register
+@EXECUTORS.register("local", label="Local process (CPU/GPU on this machine)")
 class LocalExecutor(Executor):
-    kind = "local"
 
     @property
     def stop_grace_seconds(self) -> float:

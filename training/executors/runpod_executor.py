@@ -38,7 +38,7 @@ from django.conf import settings
 
 from gpu_worker.config import CONFIG_ENV_VAR
 
-from .base import Executor, ExecutorError, LaunchResult, PodState, register
+from .base import EXECUTORS, Executor, ExecutorError, LaunchResult, PodState
 
 if TYPE_CHECKING:
     from training.models import TrainingJob
@@ -137,9 +137,8 @@ def pod_state(pod: dict | None, pod_id: str) -> PodState:
     return PodState("unknown", detail=f"{detail}: a status this executor does not know", **common)
 
 
-@register
+@EXECUTORS.register("runpod", label="RunPod (a cloud GPU pod)")
 class RunPodExecutor(Executor):
-    kind = "runpod"
 
     # --- launch ---------------------------------------------------------------------------
 
