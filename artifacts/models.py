@@ -11,7 +11,7 @@ from django.utils import timezone
 class ModelArtifact(models.Model):
     """The adapter, reports and exports of one completed job, as stored under jobs/<id>/.
 
-    Paths are storage keys (artifacts.storage). Built by services.register_artifacts from what
+    Paths are storage keys (core.storage). Built by services.register_artifacts from what
     the worker uploaded; the export ZIPs are filled in the first time someone asks for them.
     """
 

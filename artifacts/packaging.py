@@ -25,9 +25,9 @@ from string import Template
 
 from django.utils.text import slugify
 
+from core import storage
 from training.models import MetricPoint, TrainingJob
 
-from . import storage
 from .models import DownloadAudit, ModelArtifact
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "package_template"

@@ -18,10 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from core import storage
 from training.lifecycle import TERMINAL
 from training.models import TrainingJob
 
-from . import storage
 from .models import ModelArtifact
 
 logger = logging.getLogger("artifacts")

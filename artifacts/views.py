@@ -31,14 +31,14 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from training.api.exceptions import Conflict
+from core import storage
+from core.api_errors import Conflict
+from core.url_signing import TokenError, read_download_token, sign_download_token
 from training.lifecycle import Status
 from training.models import TrainingJob
 
-from . import packaging, services, storage
+from . import packaging, services
 from .models import DownloadAudit, ModelArtifact
-from .signing import TokenError, read_download_token, sign_download_token
-from .worker_api import serve_blob
 
 logger = logging.getLogger("artifacts.downloads")
 
@@ -207,7 +207,7 @@ def serve_download(request: HttpRequest, job_id, token: str) -> HttpResponse:
     if storage.is_s3():
         return HttpResponseRedirect(storage.presigned_url(
             export.key, "GET", S3_REDIRECT_TTL_SECONDS, filename=export.filename))
-    response = serve_blob(export.key, filename=export.filename)
+    response = storage.serve_blob(export.key, filename=export.filename)
     response["Content-Type"] = export.content_type
     response["Cache-Control"] = "private, no-store"
     return response

@@ -1,6 +1,6 @@
 """Project-level system checks, and the rules for a secret key fit for production.
 
-SECRET_KEY signs the customer download links and the worker's blob links (artifacts/signing.py):
+SECRET_KEY signs the customer download links and the worker's blob links (core/url_signing.py):
 whoever knows it can forge either offline. A key written in this repository is public, so it may
 only ever run with DEBUG on; settings refuse it otherwise, and `check --deploy` reports it
 (config.E001) even where DEBUG is on, with Django's own length rules made an error.

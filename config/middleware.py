@@ -4,7 +4,7 @@
 
 - A NUL byte in a query parameter or a path value is refused with a 400 naming the parameter
   ({"detail", "errors": {name: message}}), on every page: PostgreSQL cannot hold NUL in text, so
-  the lookup would otherwise fail as a 500. (NUL in JSON bodies: training.api.parsers.)
+  the lookup would otherwise fail as a 500. (NUL in JSON bodies: api.parsers.)
 - Under /api/ (the REST API, the worker's webhook and storage API) every error is JSON, never an
   HTML page: an error response that is not JSON (Django's 404 for an unknown route, 405 from
   require_http_methods, the 400 of a disallowed host, any 500 page, DEBUG's technical pages) is

@@ -253,7 +253,7 @@ FILE_UPLOAD_HANDLERS = ["training.uploads.LimitedTemporaryFileUploadHandler"]
 # --- Worker request bodies ----------------------------------------------------------------------
 # The largest body the worker's webhook (POST /api/training/webhook) accepts, in bytes: a bigger
 # one is answered with a JSON 413 before it is read (a metrics batch is a few KB). The worker
-# storage API's control calls are capped at the smaller of this and 1 MiB (artifacts/worker_api.py).
+# storage API's control calls are capped at the smaller of this and 1 MiB (training/worker_storage.py).
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
 
 # Artifacts (artifacts/): customer download links, worker upload/download URLs, retention.
@@ -282,12 +282,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "training.api.schema.DocumentedErrorsSchema",
-    "EXCEPTION_HANDLER": "training.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.DocumentedErrorsSchema",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     # JSON bodies with NUL or lone surrogates in a string are a 400 naming the field
     # (PostgreSQL's text and jsonb cannot hold them).
     "DEFAULT_PARSER_CLASSES": [
-        "training.api.parsers.StorableJSONParser",
+        "api.parsers.StorableJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -342,7 +342,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="training@localhost")
 # The URL the worker uses to reach this control plane (webhook, storage API). The embedded
 # `train` command serves one on an ephemeral port and overrides this.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
-DEFAULT_EXECUTOR = env_choice("DEFAULT_EXECUTOR", "local", {"local", "runpod"})
+# An executor kind: checked against the executor registry by a system check (training/checks.py,
+# training.E001), since settings cannot import the training app that holds the registry.
+DEFAULT_EXECUTOR = env.str("DEFAULT_EXECUTOR", default="local")
 # Users in this group see every job, like staff.
 TRAINING_ALL_JOBS_GROUP = env.str("TRAINING_ALL_JOBS_GROUP", default="training-operators")
 HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 30, minimum=1)

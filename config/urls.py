@@ -6,8 +6,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Artifact routes first: two of them live under api/training/jobs/<id>/ (artifacts/urls.py).
     path("", include("artifacts.urls")),
-    path("api/worker/", include("artifacts.worker_urls")),
-    path("api/training/", include("training.api.urls")),
+    path("api/worker/", include("training.worker_storage_urls")),
+    path("api/training/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from django.db import models
 
+from core.errors import StateConflict
 from gpu_worker.contract import STAGES
 
 
@@ -67,7 +68,7 @@ def can_transition(source: str, target: str) -> bool:
     return Status(target) in TRANSITIONS[Status(source)]
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(StateConflict):
     """An action the job's current state does not allow; str() is a sentence for the user."""
 
 

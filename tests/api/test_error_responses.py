@@ -7,7 +7,7 @@ import logging
 import pytest
 from django.core.exceptions import ValidationError
 
-from training.api.exceptions import exception_handler
+from core.api_errors import exception_handler
 from training.lifecycle import refusal
 from training.services import jobs as job_services
 
@@ -21,7 +21,7 @@ def test_an_unexpected_error_is_a_generic_500_with_an_id_in_the_log(owner, owner
         raise RuntimeError("secret internals at /srv/app/db.py line 42")
 
     monkeypatch.setattr(job_services, "start_job", explode)
-    with caplog.at_level(logging.ERROR, logger="training.api.exceptions"):
+    with caplog.at_level(logging.ERROR, logger="core.api_errors"):
         response = owner_api.post(f"/api/training/jobs/{job.pk}/start")
 
     assert response.status_code == 500

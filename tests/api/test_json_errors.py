@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.test import Client
 
-from training.api import webhook
+from api import webhook
 
 pytestmark = pytest.mark.django_db
 

@@ -164,7 +164,7 @@ ADAPTER_FILES = {
 
 def upload_outputs(job, adapter_files=None) -> None:
     """What a completed worker leaves in storage: adapter/, reports/ and one checkpoint."""
-    from artifacts import storage
+    from core import storage
 
     for name, data in (adapter_files or ADAPTER_FILES).items():
         storage.save_bytes(storage.job_key(job.pk, f"adapter/{name}"), data)

@@ -14,7 +14,8 @@ import zipfile
 
 import pytest
 
-from artifacts import packaging, services, storage
+from artifacts import packaging, services
+from core import storage
 from training.lifecycle import Status
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

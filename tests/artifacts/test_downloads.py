@@ -14,9 +14,10 @@ import time_machine
 from django.test import Client
 from rest_framework.test import APIClient
 
-from artifacts import packaging, services, storage
+from artifacts import packaging, services
 from artifacts.models import DownloadAudit, ModelArtifact
-from artifacts.signing import sign_download_token
+from core import storage
+from core.url_signing import sign_download_token
 from training.lifecycle import Status
 
 pytestmark = pytest.mark.django_db

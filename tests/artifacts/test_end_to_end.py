@@ -15,8 +15,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from artifacts import services, storage
+from artifacts import services
 from artifacts.models import DownloadAudit
+from core import storage
 from tests.worker.conftest import run_worker, write_chat_dataset
 from tests.worker.receiver import Receiver
 from training.lifecycle import Status

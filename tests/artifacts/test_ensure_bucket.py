@@ -9,7 +9,7 @@ import boto3
 import pytest
 from django.core.management import call_command
 
-from artifacts import storage
+from core import storage
 from tests.artifacts.conftest import s3_storages
 
 

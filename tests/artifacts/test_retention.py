@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from artifacts import services, storage, tasks
+from artifacts import services, tasks
 from artifacts.models import ModelArtifact
+from core import storage
 from training.lifecycle import Status
 from training.models import TrainingJob
 

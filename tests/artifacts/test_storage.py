@@ -1,4 +1,4 @@
-"""artifacts.storage on both backends: streaming writes and reads, listing, prefix deletes,
+"""core.storage on both backends: streaming writes and reads, listing, prefix deletes,
 signed URLs used over real HTTP, and multipart uploads on S3."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import requests
 import time_machine
 
-from artifacts import storage
+from core import storage
 
 pytestmark = pytest.mark.django_db
 

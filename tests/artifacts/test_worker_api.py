@@ -11,7 +11,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from artifacts import storage
+from core import storage
 from gpu_worker import signing
 from gpu_worker.stores import (
     StoreError,

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from training import dashboard
+from dashboard import views as dashboard
 from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
 

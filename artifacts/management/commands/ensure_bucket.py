@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from artifacts import storage
+from core import storage
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """One exception handler for the API: every error is JSON, none carries a stack trace.
 
-- IllegalTransition (an action the job's state refuses) -> 409 {"detail": its sentence}
+- StateConflict (an action the object's state refuses, e.g. training's IllegalTransition) -> 409 {"detail": its sentence}
 - django ValidationError raised by services -> 400, keyed by field like DRF's own errors
 - ProtectedError (deleting something still in use) -> 409
 - a body over DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig) -> 413; any other request Django
@@ -24,7 +24,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from ..lifecycle import IllegalTransition
+from .errors import StateConflict
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def validation_error_detail(exc: DjangoValidationError) -> dict | list:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, IllegalTransition):
+    if isinstance(exc, StateConflict):
         exc = Conflict(str(exc))
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(validation_error_detail(exc))

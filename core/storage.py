@@ -33,9 +33,10 @@ from urllib.parse import urljoin
 
 from django.conf import settings
 from django.core.files.storage import Storage, storages
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.urls import reverse
 
-from . import signing as url_signing
+from . import url_signing
 
 CHUNK = 1 << 20
 S3_SINGLE_PUT_LIMIT = 5 * 1024**3
@@ -386,3 +387,13 @@ class _CountingReader:
         data = self.source.read(size)
         self.count += len(data)
         return data
+
+
+def serve_blob(key: str, filename: str | None = None) -> HttpResponse:
+    """Stream a stored blob (an attachment named `filename`, if given); a JSON 404 if absent."""
+    if not exists(key):
+        return JsonResponse({"detail": "no such blob"}, status=404)
+    response = FileResponse(open_read(key), as_attachment=bool(filename),
+                            filename=filename or "", content_type="application/octet-stream")
+    response["Content-Length"] = str(size(key))
+    return response

@@ -26,11 +26,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from gpu_worker.config import ConfigError, WorkerConfig
-
-from .dashboard import dashboard_urls
-from .forms import TrainingFileUploadForm, TrainingJobCreateForm
-from .lifecycle import IllegalTransition, Status
-from .models import (
+from training.lifecycle import IllegalTransition, Status
+from training.models import (
     BaseModel,
     ConfigurationTemplate,
     HyperparameterPreset,
@@ -40,14 +37,17 @@ from .models import (
     TrainingFile,
     TrainingJob,
 )
-from .services import jobs as job_services
-from .services.datasets import (
+from training.services import jobs as job_services
+from training.services.datasets import (
     UploadTooLarge,
     delete_training_file,
     ingest_training_file,
     upload_limit_message,
 )
-from .uploads import upload_too_large
+from training.uploads import upload_too_large
+
+from .forms import TrainingFileUploadForm, TrainingJobCreateForm
+from .views import dashboard_urls
 
 logger = logging.getLogger(__name__)
 

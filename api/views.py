@@ -1,7 +1,7 @@
 """REST endpoints under /api/training/. Thin: parse, scope, call a service, serialize.
 
 Every state change goes through training.services.jobs; refusals (IllegalTransition) and
-service validation errors are turned into 409 and 400 by training.api.exceptions.
+service validation errors are turned into 409 and 400 by core.api_errors.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..models import (
+from core.api_errors import Conflict, validation_error_detail
+from monitoring.services import trend_analysis
+from training.models import (
     BaseModel,
     ConfigurationTemplate,
     HyperparameterPreset,
@@ -40,19 +42,19 @@ from ..models import (
     TrainingFile,
     TrainingJob,
 )
-from ..services import jobs as job_services
-from ..services.datasets import (
+from training.services import jobs as job_services
+from training.services.datasets import (
     UploadTooLarge,
     delete_training_file,
     ingest_training_file,
     upload_limit_message,
 )
-from ..services.estimate import estimate_for_configuration
-from ..services.metric_summaries import downsampled_steps
-from ..services.support import build_error_report
-from ..uploads import declared_too_large, upload_too_large
+from training.services.estimate import estimate_for_configuration
+from training.services.metric_summaries import downsampled_steps
+from training.services.support import build_error_report
+from training.uploads import declared_too_large, upload_too_large
+
 from . import serializers as s
-from .exceptions import Conflict, validation_error_detail
 from .filters import JobEventFilter, JobFilter
 from .permissions import IsOwnerOrOperator, scope_to_user
 
@@ -314,7 +316,7 @@ class TrainingJobViewSet(
                 "job": job.pk,
                 "total_points": total,
                 "downsampled": len(points) < total,
-                "analysis": job.trend_analysis(),
+                "analysis": trend_analysis(job),
                 "points": s.MetricPointSerializer(points, many=True).data,
             }
         )

@@ -9,15 +9,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html_join
 
-from .models import (
+from training.models import (
     BaseModel,
     ConfigurationTemplate,
     HyperparameterPreset,
     TrainingFile,
     TrainingJob,
 )
-from .services import jobs as job_services
-from .services.estimate import estimate_for_configuration
+from training.services import jobs as job_services
+from training.services.estimate import estimate_for_configuration
 
 
 def preset_help() -> str:

@@ -11,8 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..metric_summaries import MIN_MAX_POINTS
-from ..models import (
+from core.api_errors import validation_error_detail
+from training.metric_summaries import MIN_MAX_POINTS
+from training.models import (
     BaseModel,
     ConfigurationTemplate,
     HyperparameterPreset,
@@ -22,8 +23,8 @@ from ..models import (
     TrainingJob,
     mask_secret,
 )
-from ..services.jobs import resolve_configuration
-from .exceptions import validation_error_detail
+from training.services.jobs import resolve_configuration
+
 from .permissions import scope_to_user
 
 

@@ -12,7 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from ..services.ingest import ingest_event
+from training.services.ingest import ingest_event
 
 
 def _too_large(limit: int) -> JsonResponse:

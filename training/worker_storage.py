@@ -29,21 +29,21 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from core import storage
+from core.url_signing import TokenError, read_blob_token
 from gpu_worker import signing as worker_signing
-from training.models import TrainingJob
+from gpu_worker.contract import ATTEMPT_HEADER
 
-from . import storage
-from .signing import TokenError, read_blob_token
+from .models import TrainingJob
 
-logger = logging.getLogger("artifacts.worker_api")
+logger = logging.getLogger("training.worker_storage")
 
 # Control calls are small (1000 keys to sign is ~100 KB); the webhook's limit caps it further.
 MAX_CONTROL_BODY = 1024 * 1024
-ATTEMPT_HEADER = "x-worker-attempt"
 MAX_KEYS_PER_SIGN = 1000
 MANIFEST = "manifest.json"
 # What a worker reads and writes (docs/worker-contract.md); exports/ belong to the control plane.
@@ -266,17 +266,8 @@ def blob(request: HttpRequest, token: str) -> HttpResponse:
     except (TokenError, storage.InvalidKey) as exc:
         return _error(403, str(exc))
     if method == "GET":
-        return serve_blob(key)
+        return storage.serve_blob(key)
     return _store_blob(request, key)
-
-
-def serve_blob(key: str, filename: str | None = None) -> HttpResponse:
-    if not storage.exists(key):
-        return _error(404, "no such blob")
-    response = FileResponse(storage.open_read(key), as_attachment=bool(filename),
-                            filename=filename or "", content_type="application/octet-stream")
-    response["Content-Length"] = str(storage.size(key))
-    return response
 
 
 def _store_blob(request: HttpRequest, key: str) -> HttpResponse:

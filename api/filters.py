@@ -10,8 +10,8 @@ import django_filters
 from django.db.models import QuerySet
 from django_filters.widgets import QueryArrayWidget
 
-from ..lifecycle import Status
-from ..models import JobEvent, TrainingJob
+from training.lifecycle import Status
+from training.models import JobEvent, TrainingJob
 
 
 class CommaSeparatedWidget(QueryArrayWidget):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import worker_api
+from . import worker_storage as worker_api
 
 app_name = "artifacts-worker"
 

@@ -7,13 +7,13 @@
                           tracker, analyser's advice and quality score, event log, actions;
 - `dashboard/data/`       the card's figures as JSON; the page fetches it every few seconds and
                           updates text and chart URLs in place (no reload);
-- `dashboard/chart/<name>.svg`  one chart (loss, lr, throughput, gpu) drawn by training.charts;
+- `dashboard/chart/<name>.svg`  one chart (loss, lr, throughput, gpu) drawn by dashboard.charts;
 - `dashboard/<action>/`   POST cancel or retry, through training.services.jobs.
 
 Every view runs a fixed number of queries whatever the job's history: charts read the metrics
 through one GROUP BY into at most CHART_POINTS buckets (min, mean and max per bucket, so spikes
 survive), never the whole history; the advice is read off the job's incremental trend state
-(TrainingJob.trend_analysis, the same the metrics API returns).
+(monitoring.services.trend_analysis, the same the metrics API returns).
 """
 
 from __future__ import annotations
@@ -40,10 +40,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from monitoring.services import trend_analysis
+from training.lifecycle import TERMINAL, WORKER_STAGES, IllegalTransition, Status
+from training.models import JobEvent, MetricPoint, TrainingJob
+from training.services import jobs as job_services
+
 from . import charts
-from .lifecycle import TERMINAL, WORKER_STAGES, IllegalTransition, Status
-from .models import JobEvent, MetricPoint, TrainingJob
-from .services import jobs as job_services
 
 CHART_POINTS = 500
 TABLE_ROWS = 20
@@ -194,7 +196,7 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
     progress = float(job.progress_percentage or 0)
     cost = cost_figures(job)
     # The incremental analysis the ingestion keeps (the same the metrics API returns).
-    advice = job.trend_analysis()["recommendation"]
+    advice = trend_analysis(job)["recommendation"]
     eta = None if job.is_terminal else job.estimated_time_remaining_minutes
     text = {
         "status": job.get_status_display(),
