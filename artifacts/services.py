@@ -95,16 +95,6 @@ def _validation_fields(job: TrainingJob) -> dict[str, float | None]:
     }
 
 
-def worker_store_spec(job_id, base_url: str | None = None) -> dict[str, str]:
-    """`config.store` for a worker that reaches storage only through this control plane's API
-    (a RunPod pod: no credentials, just the job's secret and the URLs we sign)."""
-    from django.urls import reverse
-
-    sign_path = reverse("artifacts-worker:sign", kwargs={"job_id": job_id})
-    api_url = (base_url or settings.PUBLIC_BASE_URL).rstrip("/") + sign_path.rsplit("/", 1)[0]
-    return {"kind": "http", "api_url": api_url}
-
-
 def storage_used(job_id) -> int:
     """Bytes stored under jobs/<id>/ right now (lists the prefix; not for hot paths)."""
     return sum(size for _key, size in storage.list_keys(storage.job_prefix(job_id)))

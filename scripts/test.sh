@@ -25,6 +25,8 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
 
 ruff check .
+# The layers and the no-cycles rule (.importlinter; docs/ARCHITECTURE.md, "Layers").
+lint-imports --no-cache
 python manage.py check --fail-level WARNING
 python manage.py makemigrations --check --dry-run >/dev/null || {
   echo "test: models changed without a migration (run makemigrations)" >&2; exit 1; }

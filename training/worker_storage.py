@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -55,6 +56,14 @@ class _Refused(Exception):
         super().__init__(message)
         self.status = status
         self.field = field
+
+
+def worker_store_spec(job_id, base_url: str | None = None) -> dict[str, str]:
+    """`config.store` for a worker that reaches storage only through this control plane's API
+    (a RunPod pod: no credentials, just the job's secret and the URLs we sign)."""
+    sign_path = reverse("artifacts-worker:sign", kwargs={"job_id": job_id})
+    api_url = (base_url or settings.PUBLIC_BASE_URL).rstrip("/") + sign_path.rsplit("/", 1)[0]
+    return {"kind": "http", "api_url": api_url}
 
 
 def _error(status: int, message: str, field: str | None = None) -> JsonResponse:

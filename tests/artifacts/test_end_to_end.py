@@ -22,6 +22,7 @@ from tests.worker.conftest import run_worker, write_chat_dataset
 from tests.worker.receiver import Receiver
 from training.lifecycle import Status
 from training.models import TrainingJob
+from training.worker_storage import worker_store_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -37,7 +38,7 @@ def test_worker_to_customer(backend, live_server, make_job, owner, tiny_model, t
             "checkpoint_interval": 5, "eval_interval": 5, "heartbeat_interval": 0.5,
             "metrics_flush_interval": 0.2, "webhook_url": events.events_url,
             "webhook_secret": job.secret,
-            "store": services.worker_store_spec(job.pk, base_url=live_server.url),
+            "store": worker_store_spec(job.pk, base_url=live_server.url),
         }
         result = run_worker(config, tmp_path / "job.json")
         assert result.returncode == 0, result.stderr[-4000:]
@@ -100,7 +101,7 @@ def test_a_resumed_attempt_takes_the_newest_committed_checkpoint_never_a_cut_off
                 "per_device_batch_size": 4, "learning_rate": 1e-3, "checkpoint_interval": 4, "eval_interval": 0,
                 "keep_checkpoints": 5, "heartbeat_interval": 0.5, "metrics_flush_interval": 0.2,
                 "webhook_url": events.events_url, "webhook_secret": job.secret, "resume_from": "latest",
-                "store": services.worker_store_spec(job.pk, base_url=live_server.url),
+                "store": worker_store_spec(job.pk, base_url=live_server.url),
             }
             result = run_worker(config, tmp_path / f"job-{n}.json")
             assert result.returncode == 0, result.stderr[-4000:]

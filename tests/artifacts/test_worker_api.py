@@ -220,7 +220,7 @@ def test_a_control_body_over_the_limit_is_a_json_413(filesystem, live_server, ma
 
 
 def test_the_store_spec_for_remote_workers_points_at_this_api(settings, make_job):
-    from artifacts.services import worker_store_spec
+    from training.worker_storage import worker_store_spec
 
     settings.PUBLIC_BASE_URL = "https://cp.example.com"
     job = make_job()

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -248,13 +249,24 @@ def delete_training_file(record: TrainingFile) -> None:
 
 def schedule_validation(blob_id, *, validate: str = "auto") -> None:
     """Validate the blob: inline ("inline", or "auto" with eager Celery) or as a task on commit."""
-    from .. import tasks  # tasks import the services
-
     if validate == "inline" or settings.CELERY_TASK_ALWAYS_EAGER:
         if validate_blob(blob_id) is None and validate == "inline":
             wait_for_validation(blob_id)
         return
-    transaction.on_commit(lambda: tasks.validate_dataset.delay(str(blob_id)))
+    transaction.on_commit(lambda: validate_dataset.delay(str(blob_id)))
+
+
+# Validating a dataset near the upload limit (1 GiB by default) takes longer than the default
+# CELERY_TASK_TIME_LIMIT allows a launch or a poll.
+DATASET_TASK_TIME_LIMIT = 6 * 3600
+
+
+@shared_task(name="training.tasks.validate_dataset", time_limit=DATASET_TASK_TIME_LIMIT,
+             soft_time_limit=DATASET_TASK_TIME_LIMIT - 60)
+def validate_dataset(blob_id: str) -> None:
+    """Validate an uploaded dataset's stored bytes (streaming) and publish the results to every
+    record over them; progress is stored on the blob as it goes. A no-op once validated."""
+    validate_blob(blob_id)
 
 
 def wait_for_validation(blob_id, *, timeout: float = 6 * 3600, interval: float = 1.0) -> DatasetBlob:

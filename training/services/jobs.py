@@ -29,6 +29,8 @@ from ..models import (
     TrainingJob,
 )
 from .estimate import estimate_for_configuration
+from .launching import launch_job
+from .stopping import stop_job_execution
 
 # Job-level options a configuration may carry besides the worker's hyperparameters.
 JOB_OPTIONS = ("executor", "gpu_type", "gpu_pricing_tier")
@@ -173,8 +175,6 @@ def create_job(
 
 
 def start_job(job: TrainingJob, *, user=None) -> TrainingJob:
-    from .. import tasks
-
     with transaction.atomic():
         moved = transition(
             job.pk, Status.QUEUED, sources={Status.PENDING}, actor="user",
@@ -184,14 +184,12 @@ def start_job(job: TrainingJob, *, user=None) -> TrainingJob:
         if not moved:
             job.refresh_from_db()
             raise refusal("start", job.name, job.status)
-        transaction.on_commit(lambda: tasks.launch_job.delay(str(job.pk)))
+        transaction.on_commit(lambda: launch_job.delay(str(job.pk)))
     job.refresh_from_db()
     return job
 
 
 def cancel_job(job: TrainingJob, *, user=None) -> TrainingJob:
-    from .. import tasks
-
     with transaction.atomic():
         non_terminal = {s for s in Status if s not in TERMINAL}
         moved = transition(job.pk, Status.CANCELLED, sources=non_terminal, actor="user",
@@ -199,7 +197,7 @@ def cancel_job(job: TrainingJob, *, user=None) -> TrainingJob:
         if not moved:
             job.refresh_from_db()
             raise refusal("cancel", job.name, job.status)
-        transaction.on_commit(lambda: tasks.stop_job_execution.delay(str(job.pk)))
+        transaction.on_commit(lambda: stop_job_execution.delay(str(job.pk)))
     job.refresh_from_db()
     return job
 
