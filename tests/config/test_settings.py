@@ -39,6 +39,7 @@ def test_production_settings_pass_the_deploy_check():
         ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG='maybe' is not a boolean"),
         ("HEARTBEAT_INTERVAL_SECONDS", "soon", "HEARTBEAT_INTERVAL_SECONDS='soon' is not an integer"),
         ("STORAGE_BACKEND", "ftp", "STORAGE_BACKEND='ftp' must be one of filesystem, s3"),
+        ("DEFAULT_EXECUTOR", "lambda", "DEFAULT_EXECUTOR='lambda' must be one of local, runpod"),
         ("DEFAULT_GPU_TYPE", "A100_TYPO", "DEFAULT_GPU_TYPE='A100_TYPO' is not in GPU_TABLE"),
         ("GPU_TABLE", "{not json", "GPU_TABLE is not valid JSON"),
     ],
