@@ -7,7 +7,7 @@ The embedded default end to end, as `manage.py train --wait` runs it: a throwawa
 database, in-process tasks, the local executor starting `python -m gpu_worker` on CPU with the
 embedded SmolLM2-135M-Instruct on data/sample/elena_morales_chat.jsonl, webhooks to the
 project's WSGI app served over real HTTP. This process plays Celery beat: it calls
-`execution.poll_job` every --poll-interval seconds (beat runs poll_active_jobs every 15 s), and
+`polling.poll_attempt` every --poll-interval seconds (beat runs poll_active_jobs every 15 s), and
 recovery (interruption -> RECOVERING -> launch of attempt + 1, resuming from the newest
 committed checkpoint) runs inside that poll, as it would in a Celery worker.
 
@@ -65,7 +65,8 @@ def quiet_logs() -> None:
 
     # The worker's reports after the final cancel are refused (410) by design; not news here.
     for name in ("kombu.connection", "django.server", "django.request", "training.services.ingest",
-                 "training.services.execution"):
+                 "training.services.launching", "training.services.polling", "training.services.recovery",
+                 "training.services.stopping"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -112,12 +113,12 @@ _schedule = {"next_poll": 0.0}
 def poll_until(job, predicate, args, deadline_s: float = 900):
     """Wait for predicate(job), polling on one fixed schedule for the whole run (as beat does:
     a kill lands at a random point between two polls, not just before one)."""
-    from training.services import execution
+    from training.services import polling
 
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if time.monotonic() >= _schedule["next_poll"]:
-            execution.poll_job(str(job.pk))  # beat's periodic poll
+            polling.poll_attempt(str(job.pk))  # beat's periodic poll
             _schedule["next_poll"] = max(_schedule["next_poll"] + args.poll_interval, time.monotonic() - 1)
         job.refresh_from_db()
         if job.is_terminal:
@@ -158,7 +159,7 @@ def main() -> None:
         def ready(j, attempt=attempt):
             ckpt = j.events.filter(event_type=JobEvent.Type.CHECKPOINT_SAVED, attempt=attempt).order_by("-id").first()
             return (j.attempt == attempt and ckpt is not None and (j.current_step or 0) >= ckpt.payload["step"] + 2
-                    and (j.executor_ref or {}).get("pgid"))
+                    and j.attempt_ref.get("pgid"))
 
         pgid = poll_until(job, ready, args)
         killed_at = time.time()
@@ -178,9 +179,9 @@ def main() -> None:
               f"+{row['launched']:.1f} s, first new step +{row['total']:.1f} s (resumed from step {resumed}, "
               f"{row['retrained']} steps trained again); load {os.getloadavg()[0]:.2f}", flush=True)
     jobs.cancel_job(job, user=job.created_by)
-    from training.services import execution
+    from training.services import stopping
 
-    execution.stop_attempt(str(job.pk))
+    stopping.stop_attempt(str(job.pk))
 
     median = statistics.median(r["total"] for r in rows)
     print()

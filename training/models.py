@@ -14,8 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from .liveness import SilenceDeadlines, silence_deadlines
 from .states import ACTIVE, NOT_STARTED, TERMINAL, Status
@@ -336,7 +338,7 @@ class TrainingJob(models.Model):
 
     # Execution.
     attempt = models.PositiveIntegerField(default=0, editable=False)
-    executor_ref = models.JSONField(default=dict, blank=True, editable=False, help_text="Host/pid or pod id of the live attempt.")
+    # The current attempt's launch (its JobAttempt row has the rest: executor ref, rate, bill).
     attempt_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     secret = models.CharField(max_length=64, blank=True, editable=False)
@@ -422,6 +424,27 @@ class TrainingJob(models.Model):
         deadlines = self.silence_deadlines()
         return deadlines is not None and (now or timezone.now()) > deadlines.hung_at
 
+    # --- The current attempt ---------------------------------------------------------------
+
+    @cached_property
+    def current_attempt(self) -> JobAttempt | None:
+        """The JobAttempt row of `attempt` (None before the first launch). Cached on the
+        instance; refresh_from_db forgets it."""
+        if not self.attempt or self._state.adding:  # an unsaved job has no rows
+            return None
+        return self.attempts.filter(number=self.attempt).first()
+
+    @property
+    def attempt_ref(self) -> dict[str, Any]:
+        """What the executor recorded when it launched the current attempt (host/pid, pod id,
+        log): what its poll, cancel and log_tail read. {} while none is recorded."""
+        attempt = self.current_attempt
+        return attempt.ref if attempt is not None else {}
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__.pop("current_attempt", None)
+        super().refresh_from_db(*args, **kwargs)
+
     # --- Derived figures -------------------------------------------------------------------
 
     @property
@@ -481,6 +504,229 @@ def mask_secret(value: Any, secret: str) -> Any:
     if isinstance(value, list | tuple):
         return [mask_secret(v, secret) for v in value]
     return value
+
+
+def dollars(seconds: float, hourly_rate: Decimal) -> Decimal:
+    """The price of `seconds` at `hourly_rate` dollars an hour, unrounded (sum, then round)."""
+    return Decimal(seconds) / Decimal(3600) * hourly_rate
+
+
+class JobAttemptQuerySet(models.QuerySet):
+    def of(self, job_id: Any, number: int) -> JobAttemptQuerySet:
+        return self.filter(job_id=job_id, number=number)
+
+    def interruptions(self) -> JobAttemptQuerySet:
+        return self.filter(outcome=JobAttempt.Outcome.INTERRUPTED)
+
+    def locked(self, job_id: Any, number: int, **job_lookups: Any) -> JobAttempt | None:
+        """Inside a transaction: lock the job's row if it is still on attempt `number` (and
+        matches `job_lookups`, e.g. status__in), then lock and return that attempt's row; None if
+        the job moved on. The job's row lock is the one status transitions and webhook ingestion
+        take, so nothing moves the job until the caller's transaction ends, and one lock order
+        (job, then attempt) everywhere keeps writers from deadlocking. An attempt begun before
+        attempts were recorded (or a job made by hand) gets its row from the job's columns."""
+        job = TrainingJob.objects.select_for_update().filter(pk=job_id, attempt=number, **job_lookups).first()
+        if job is None or number < 1:
+            return None
+        attempt = self.select_for_update().of(job_id, number).first()
+        if attempt is None:
+            attempt = JobAttempt.for_job(job)
+            attempt.save()
+        attempt.job = job
+        return attempt
+
+    def record_worker_started(self, job_id: Any, number: int, worker: dict[str, Any], at: Any) -> int:
+        """The worker's `started` report: what it says it runs on, and (first report only) when."""
+        return self.of(job_id, number).update(worker=worker, started_at=Coalesce(F("started_at"), Value(at)))
+
+    def record_resumed(self, job_id: Any, number: int, step: int) -> int:
+        return self.of(job_id, number).update(resumed_from_step=step)
+
+
+class JobAttempt(models.Model):
+    """One attempt of a job: one worker (a local process or a pod) from its launch to its end,
+    what it cost and, if it was interrupted, what the interruption lost.
+
+    Attempts are numbered from 1 per job; `TrainingJob.attempt` is the current one's number. A
+    recovery closes one (interrupted) and launches the next. The job's cost (`billable_seconds`,
+    `actual_cost`) and recovery figures (`checkpoint_recovery_count`, `lost_seconds`) are sums
+    over its attempts, cached on the job row by the services that close them.
+
+    The life of a row, one method per step (the services call them holding the job's row lock,
+    on the attempt they checked is current):
+        launching: created with the move to PROVISIONING; a transient launch failure counts
+            `launch_retries` and waits until `retry_at` (note_launch_retry)
+        launched: record_launch stores the executor's `ref` and the hourly rate; billed from
+            `launched_at` (bill_until), `last_state` follows the executor (note_state),
+            `ended_at` is when the executor first saw the worker end (note_end)
+        closed: close (the job finished) or record_interruption (lost seconds and dollars);
+            `billing_closed` from then on, the bill never changes again
+    """
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+        CANCELLED = "cancelled", "Cancelled"
+
+    # The attempt's outcome when its job ends during it.
+    OUTCOME_OF_STATUS = {Status.COMPLETED: Outcome.COMPLETED, Status.FAILED: Outcome.FAILED,
+                         Status.CANCELLED: Outcome.CANCELLED}
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    executor = models.CharField(max_length=32)
+    pricing_tier = models.CharField(max_length=16, choices=TrainingJob.PricingTier.choices)
+    gpu_type = models.CharField(max_length=64, blank=True)
+    hourly_rate = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal("0"))
+    ref = models.JSONField(default=dict, blank=True,
+                           help_text="The executor's own reference: host/pid/log of a process, pod id of a pod.")
+    worker = models.JSONField(default=dict, blank=True,
+                              help_text="What the worker reported on start: device, quantization, host, pid.")
+
+    launched_at = models.DateTimeField(default=timezone.now, help_text="The move to provisioning; billed from here.")
+    ref_recorded_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="When the executor's launch returned and its ref was stored.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="The worker's first report.")
+    ended_at = models.DateTimeField(null=True, blank=True,
+                                    help_text="When the worker was first seen ended, or the attempt was closed.")
+
+    billable_seconds = models.FloatField(default=0)
+    billing_closed = models.BooleanField(default=False)
+
+    exit_code = models.IntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    reason = models.TextField(blank=True)
+    resumed_from_step = models.PositiveIntegerField(null=True, blank=True)
+    lost_seconds = models.FloatField(default=0, help_text="Training since the last committed checkpoint, lost.")
+    lost_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"),
+                                    help_text="lost_seconds at this attempt's hourly rate.")
+
+    # Launch and poll control.
+    launch_retries = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="A transient launch failure's next try.")
+    last_launch_error = models.CharField(max_length=64, blank=True)
+    last_state = models.CharField(max_length=16, blank=True, help_text="The executor's last answer to a poll.")
+    silence_warned = models.CharField(max_length=40, blank=True,
+                                      help_text="The silent spell (its start) already warned about.")
+
+    objects = JobAttemptQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="one_row_per_attempt")]
+        indexes = [models.Index(fields=["job"], name="attempt_open_bill_idx", condition=Q(billing_closed=False))]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} attempt {self.number}"
+
+    @classmethod
+    def for_job(cls, job: TrainingJob, **fields: Any) -> JobAttempt:
+        """An unsaved row for the job's current attempt, with its executor, tier, GPU and rate."""
+        return cls(job=job, number=job.attempt, executor=job.executor, pricing_tier=job.gpu_pricing_tier,
+                   gpu_type=job.gpu_type, hourly_rate=job.hourly_rate,
+                   launched_at=job.attempt_started_at or timezone.now(), **fields)
+
+    # --- Figures ---------------------------------------------------------------------------
+
+    @property
+    def launch_recorded(self) -> bool:
+        return self.ref_recorded_at is not None
+
+    @property
+    def is_open(self) -> bool:
+        return self.launch_recorded and not self.billing_closed
+
+    @property
+    def cost(self) -> Decimal:
+        return dollars(self.billable_seconds, self.hourly_rate).quantize(settings.MONEY)
+
+    @property
+    def lost_minutes(self) -> int:
+        return round(self.lost_seconds / 60)
+
+    @property
+    def lost_dollars(self) -> Decimal:
+        return self.lost_cost.quantize(settings.MONEY)
+
+    @property
+    def lost_summary(self) -> str:
+        """What the interruption lost, for people: "12 min lost ($0.42)"; "" if nothing."""
+        if self.outcome != self.Outcome.INTERRUPTED:
+            return ""
+        text = f"{self.lost_minutes} min lost"
+        return text + (f" (${self.lost_dollars})" if self.lost_dollars >= Decimal("0.01") else "")
+
+    def seconds_until(self, until: Any) -> float:
+        return max(0.0, (until - self.launched_at).total_seconds())
+
+    # --- The state machine -----------------------------------------------------------------
+
+    def record_launch(self, ref: dict[str, Any], hourly_rate: Decimal, at: Any) -> None:
+        self.ref, self.hourly_rate, self.ref_recorded_at = ref, hourly_rate, at
+        self.save(update_fields=["ref", "hourly_rate", "ref_recorded_at"])
+
+    def note_launch_retry(self, error_type: str, retry_at: Any) -> None:
+        self.launch_retries += 1
+        self.retry_at, self.last_launch_error = retry_at, error_type
+        self.save(update_fields=["launch_retries", "retry_at", "last_launch_error"])
+
+    def note_state(self, state: str, exit_code: int | None) -> bool:
+        """The executor's answer to a poll; whether it differs from the last one."""
+        changed = state != self.last_state
+        self.last_state = state
+        if exit_code is not None:
+            self.exit_code = exit_code
+        if changed or exit_code is not None:
+            self.save(update_fields=["last_state", "exit_code"])
+        return changed
+
+    def note_end(self, at: Any) -> Any:
+        """The worker was seen ended: keep the first time (the bill stops there)."""
+        if self.ended_at is None:
+            self.ended_at = at
+            self.save(update_fields=["ended_at"])
+        return self.ended_at
+
+    def note_silence_warned(self, key: str) -> bool:
+        """Mark the silent spell `key` warned about; False if it already was."""
+        if self.silence_warned == key:
+            return False
+        self.silence_warned = key
+        self.save(update_fields=["silence_warned"])
+        return True
+
+    def bill_until(self, until: Any) -> bool:
+        """Recompute (never add to) the seconds billed, launch to `until`; False once closed or
+        before the launch is recorded (nothing runs to pay for)."""
+        if not self.is_open:
+            return False
+        self.billable_seconds = self.seconds_until(until)
+        self.save(update_fields=["billable_seconds"])
+        return True
+
+    def close(self, outcome: str, *, until: Any, reason: str = "") -> None:
+        """The attempt is over: bill it one last time up to `until` and close the bill."""
+        if self.launch_recorded and not self.billing_closed:
+            self.billable_seconds = self.seconds_until(until)
+        self.billing_closed = True
+        self.outcome = outcome
+        self.reason = reason or self.reason
+        self.ended_at = self.ended_at or until
+        self.save(update_fields=["billable_seconds", "billing_closed", "outcome", "reason", "ended_at"])
+
+    def record_interruption(self, reason: str, *, at: Any, lost_seconds: float) -> None:
+        """Interrupted: closed at its end (or `at`), with the training it lost and that at its rate."""
+        until = self.ended_at or at
+        if not self.billing_closed:
+            # The worker ran, and was paid for, until it ended, whether or not its launch was
+            # recorded (a launch task that died mid-way).
+            self.billable_seconds = self.seconds_until(until)
+        self.lost_seconds = lost_seconds
+        self.lost_cost = dollars(lost_seconds, self.hourly_rate)
+        self.save(update_fields=["billable_seconds", "lost_seconds", "lost_cost"])
+        self.close(self.Outcome.INTERRUPTED, until=until, reason=reason)
 
 
 class MetricPoint(models.Model):

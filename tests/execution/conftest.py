@@ -31,7 +31,9 @@ def fake_worker(settings, media):
 
 @pytest.fixture
 def make_job(django_user_model, media):
-    from training.models import BaseModel, TrainingFile, TrainingJob
+    from django.utils import timezone
+
+    from training.models import BaseModel, JobAttempt, TrainingFile, TrainingJob
 
     def make(**fields) -> TrainingJob:
         user = django_user_model.objects.get_or_create(username="olivia")[0]
@@ -47,10 +49,34 @@ def make_job(django_user_model, media):
             "executor": "local", "gpu_type": "H100_PCIE_80GB", "gpu_pricing_tier": "spot",
             "secret": "s3cret", "created_by": user, "status": Status.QUEUED,
         }
+        attempt_ref = fields.pop("attempt_ref", None)
+        billing_closed = fields.pop("billing_closed", False)
         defaults.update(fields)
-        return TrainingJob.objects.create(**defaults)
+        job = TrainingJob.objects.create(**defaults)
+        if attempt_ref is not None:  # a job whose current attempt's launch was recorded
+            JobAttempt.for_job(job, ref=attempt_ref, ref_recorded_at=job.attempt_started_at or timezone.now(),
+                               billing_closed=billing_closed).save()
+        return job
 
     return make
+
+
+def update_job(job, **fields) -> None:
+    """UPDATE the job's row; a new attempt_started_at also moves its current attempt's launch
+    (where its bill starts), as when the attempt really began then."""
+    from training.models import JobAttempt, TrainingJob
+
+    TrainingJob.objects.filter(pk=job.pk).update(**fields)
+    if "attempt_started_at" in fields:
+        JobAttempt.objects.filter(job_id=job.pk, number=TrainingJob.objects.get(pk=job.pk).attempt).update(
+            launched_at=fields["attempt_started_at"])
+
+
+def update_attempt(job, **fields) -> None:
+    """UPDATE the row of the job's current attempt."""
+    from training.models import JobAttempt, TrainingJob
+
+    JobAttempt.objects.filter(job_id=job.pk, number=TrainingJob.objects.get(pk=job.pk).attempt).update(**fields)
 
 
 @pytest.fixture

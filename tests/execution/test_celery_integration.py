@@ -167,7 +167,7 @@ def test_a_job_runs_end_to_end_through_celery_and_the_local_executor(celery_work
 
     assert job.status == Status.COMPLETED, _diagnostics(job, celery_worker)
     # One more poll closes the last attempt's bill.
-    while not job.executor_ref.get("billing_closed"):
+    while not (job.current_attempt and job.current_attempt.billing_closed):
         assert time.monotonic() < deadline + 30, _diagnostics(job, celery_worker)
         tasks.poll_active_jobs.delay()
         time.sleep(1)
@@ -196,6 +196,6 @@ def _is_subsequence(needles: list[str], haystack: list[str]) -> bool:
 
 def _diagnostics(job: TrainingJob, worker: dict) -> str:
     events = list(job.events.values_list("event_type", "payload"))[-15:]
-    worker_log = Path(job.executor_ref["log"]).read_text()[-3000:] if job.executor_ref.get("log") else ""
+    worker_log = Path(job.attempt_ref["log"]).read_text()[-3000:] if job.attempt_ref.get("log") else ""
     return (f"status={job.status} error={job.error_message!r}\nevents={events}\n"
             f"celery log:\n{worker['log'].read_text()[-3000:]}\nworker log:\n{worker_log}")

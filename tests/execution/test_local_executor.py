@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from training.executors.local import LocalExecutor, group_members, work_dir
+from training.models import JobAttempt
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +32,13 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
 
 def launched(job, **fake):
     result = LocalExecutor().launch(job, {"job_id": str(job.pk), "fake": fake})
-    job.executor_ref = result.ref
+    set_ref(job, result.ref)
     return result.ref
+
+
+def set_ref(job, ref: dict) -> None:
+    """What the services do once a launch returns: the ref becomes the current attempt's."""
+    job.current_attempt = JobAttempt(job=job, number=job.attempt, ref=ref)
 
 
 def trace(job) -> list[str]:
@@ -44,7 +50,7 @@ def trace(job) -> list[str]:
 def job(make_job, fake_worker):
     job = make_job(status="provisioning", attempt=1)
     yield job
-    pgid = (job.executor_ref or {}).get("pgid")
+    pgid = job.attempt_ref.get("pgid")
     if pgid and group_members(pgid):
         os.killpg(pgid, signal.SIGKILL)
 
@@ -71,7 +77,7 @@ def test_it_launches_one_worker_when_two_launches_race(job):
         t.start()
     for t in threads:
         t.join()
-    job.executor_ref = refs[0]
+    set_ref(job, refs[0])
     assert refs[0]["pid"] == refs[1]["pid"]
 
 
@@ -117,11 +123,11 @@ def test_it_polls_gone_when_the_worker_is_killed_outright(job):
 
 def test_it_reports_unknown_for_a_worker_on_another_host(job):
     launched(job, sleep=30)
-    job.executor_ref = {**job.executor_ref, "host": "some-other-machine"}
+    set_ref(job, {**job.attempt_ref, "host": "some-other-machine"})
     state = LocalExecutor().poll(job)
     assert state.state == "unknown"
     assert "some-other-machine" in state.detail
-    job.executor_ref = {**job.executor_ref, "host": os.uname().nodename}
+    set_ref(job, {**job.attempt_ref, "host": os.uname().nodename})
 
 
 def test_cancel_stops_the_worker_cleanly_with_sigterm(job):
@@ -156,7 +162,7 @@ import json, sys, types
 import django
 django.setup()
 from training.executors.local import LocalExecutor
-job = types.SimpleNamespace(executor_ref=json.loads(sys.argv[1]))
+job = types.SimpleNamespace(attempt_ref=json.loads(sys.argv[1]))
 state = LocalExecutor().poll(job)
 print(json.dumps({"state": state.state, "exit_code": state.exit_code}))
 """

@@ -83,19 +83,19 @@ def test_a_celery_worker_killed_mid_launch_leaves_exactly_one_pod(api, pod_job, 
         stop(first)
     rented = list(api.pods)
     pod_job.refresh_from_db()
-    assert pod_job.status == Status.PROVISIONING and not pod_job.executor_ref.get("pod_id")
+    assert pod_job.status == Status.PROVISIONING and not pod_job.attempt_ref.get("pod_id")
 
     api.deploy_answer_delay = 0
     second = start_celery_worker(env, log)
     try:
         # Redis hands the unacknowledged task out again once the visibility timeout has passed.
-        wait_for(lambda: TrainingJob.objects.get(pk=pod_job.pk).executor_ref.get("pod_id"), visibility + 60,
+        wait_for(lambda: TrainingJob.objects.get(pk=pod_job.pk).attempt_ref.get("pod_id"), visibility + 60,
                  "the redelivered launch to record a pod")
     finally:
         stop(second)
     pod_job.refresh_from_db()
     assert list(api.pods) == rented, "a second pod was rented"
-    assert pod_job.executor_ref["pod_id"] == rented[0] and pod_job.attempt == 1
+    assert pod_job.attempt_ref["pod_id"] == rented[0] and pod_job.attempt == 1
     assert len(api.calls("podRentInterruptable")) == 1
     assert pod_job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 1
 
@@ -104,14 +104,14 @@ POLLER = """
 import os, sys, time
 import django
 django.setup()
-from training.services import execution
+from training.services import polling
 job_id, start, period, min_cycles, stop_file = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 cycle = 0
 # On one clock with the other poller; until the test says stop (and at least min_cycles), at
 # most 600 cycles so a stuck test cannot leave it running.
 while cycle < 600 and not (cycle >= min_cycles and os.path.exists(stop_file)):
     time.sleep(max(0.0, start + cycle * period - time.time()))
-    execution.poll_job(job_id)
+    polling.poll_attempt(job_id)
     print("cycle", cycle, flush=True)
     cycle += 1
 """
@@ -119,9 +119,9 @@ while cycle < 600 and not (cycle >= min_cycles and os.path.exists(stop_file)):
 
 def test_two_pollers_for_ten_cycles_relaunch_once_per_interruption(api, pod_job, postgres_required, settings,
                                                                     tmp_path):
-    from training.services import execution
+    from training.services import launching
 
-    execution.launch_attempt(pod_job.pk)
+    launching.launch_attempt(pod_job.pk)
     env = {**os.environ, **runpod_env(api), "DATABASE_URL": database_url(), "REDIS_URL": "",
            "CELERY_TASK_ALWAYS_EAGER": "true",  # the winner's relaunch runs inside its poll
            "MEDIA_ROOT": str(settings.MEDIA_ROOT), "DJANGO_SETTINGS_MODULE": "config.settings"}
@@ -155,7 +155,7 @@ def test_two_pollers_for_ten_cycles_relaunch_once_per_interruption(api, pod_job,
     assert pod_job.attempt == 4
     assert len(api.calls("podRentInterruptable")) == 4  # the first launch and one per interruption
     live = [pod for pod in api.pods.values()]
-    assert len(live) == 1 and live[0].id == pod_job.executor_ref["pod_id"]
+    assert len(live) == 1 and live[0].id == pod_job.attempt_ref["pod_id"]
     assert pod_job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 4
     assert pod_job.events.filter(payload__to="recovering").count() == 3
 
@@ -164,7 +164,7 @@ def _wait_for_new_live_pod(api, job, preempted: list[str], timeout: float = 90.0
     """The job's pod once it is live and not one already taken away (the pollers relaunched)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pod_id = TrainingJob.objects.get(pk=job.pk).executor_ref.get("pod_id")
+        pod_id = TrainingJob.objects.get(pk=job.pk).attempt_ref.get("pod_id")
         if pod_id and pod_id not in preempted and pod_id in api.pods:
             return pod_id
         time.sleep(0.1)

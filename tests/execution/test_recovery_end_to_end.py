@@ -26,10 +26,10 @@ pytestmark = [
 @pytest.fixture
 def inline_tasks(monkeypatch):
     from training import tasks
-    from training.services import execution
+    from training.services import launching, stopping
 
-    monkeypatch.setattr(tasks.launch_job, "delay", lambda job_id: execution.launch_attempt(job_id))
-    monkeypatch.setattr(tasks.stop_job_execution, "delay", lambda job_id: execution.stop_attempt(job_id))
+    monkeypatch.setattr(tasks.launch_job, "delay", lambda job_id: launching.launch_attempt(job_id))
+    monkeypatch.setattr(tasks.stop_job_execution, "delay", lambda job_id: stopping.stop_attempt(job_id))
 
 
 @pytest.fixture
@@ -60,16 +60,16 @@ def new_job(live_server, settings, tmp_path, tiny_model, tiny_dataset, django_us
 def run_to_the_end(job, kill_when=None, poll_every: float = 0.2):
     """Poll the job as beat would, until it ends; `kill_when(job)` decides when to SIGKILL the
     worker's process group (no emergency checkpoint)."""
-    from training.services import execution
+    from training.services import polling
 
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while not job.is_terminal:
         assert time.monotonic() < deadline, list(job.events.values_list("event_type", "payload"))
         time.sleep(poll_every)
-        execution.poll_job(str(job.pk))
+        polling.poll_attempt(str(job.pk))
         job.refresh_from_db()
         if kill_when is not None and job.status == Status.TRAINING and kill_when(job):
-            os.killpg(job.executor_ref["pgid"], signal.SIGKILL)
+            os.killpg(job.attempt_ref["pgid"], signal.SIGKILL)
     return job
 
 
@@ -86,7 +86,7 @@ def test_a_killed_worker_is_recovered_and_resumes_from_its_checkpoint(new_job, s
 
     job = run_to_the_end(job, kill_when)
 
-    assert job.status == Status.COMPLETED, (job.error_message, job.executor_ref)
+    assert job.status == Status.COMPLETED, (job.error_message, job.attempt_ref)
     assert (job.attempt, job.checkpoint_recovery_count) == (2, 1)
     assert job.resumed_from_step is not None and job.resumed_from_step >= 4
     reasons = [e.payload.get("reason", "") for e in job.events.filter(payload__to="recovering")]
@@ -105,13 +105,13 @@ def test_three_kills_at_random_steps_and_the_job_still_finishes_with_the_uninter
     one checkpoint interval per interruption, and ends at the same training loss as the same
     job left alone (deterministic CPU run, exact resume)."""
     from training.executors.local import work_dir
-    from training.services import execution
+    from training.services import worker_config
 
     interval, total = 4, 60
-    build = execution.build_worker_config
+    build = worker_config.build_worker_config
     # Metric batches every 0.3 s instead of 5 s, so that the kill targets (read off the reported
     # steps) are close to the steps really trained.
-    monkeypatch.setattr(execution, "build_worker_config", lambda job: {**build(job), "metrics_flush_interval": 0.3})
+    monkeypatch.setattr(worker_config, "build_worker_config", lambda job: {**build(job), "metrics_flush_interval": 0.3})
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     # One kill in each third of the run, at a random step; each only after a checkpoint of the

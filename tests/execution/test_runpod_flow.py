@@ -18,7 +18,9 @@ from tests.runpod_standin import RunPodStandIn
 from tests.webhooks.conftest import FakeWorker
 from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
-from training.services import execution, jobs
+from training.services import jobs, launching, polling, stopping
+
+from .conftest import update_attempt
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +50,7 @@ def pod_job(make_job):
 
 def pod_of(api: RunPodStandIn, job: TrainingJob):
     job.refresh_from_db()
-    return api.pods[job.executor_ref["pod_id"]]
+    return api.pods[job.attempt_ref["pod_id"]]
 
 
 def report(client, job: TrainingJob, *events: tuple[str, dict]) -> FakeWorker:
@@ -62,7 +64,7 @@ def test_a_spot_job_is_preempted_recovers_on_a_new_pod_and_completes(api, pod_jo
                                                                       django_capture_on_commit_callbacks):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     job = pod_job("spot")
-    execution.launch_attempt(job.pk)
+    launching.launch_attempt(job.pk)
     first = pod_of(api, job)
     assert (job.status, job.attempt, first.interruptible) == (Status.PROVISIONING, 1, True)
     old = report(client, job, ("started", {"device": "cuda"}), ("stage_changed", {"stage": "training"}),
@@ -70,12 +72,12 @@ def test_a_spot_job_is_preempted_recovers_on_a_new_pod_and_completes(api, pod_jo
 
     api.preempt(first.id)  # the spot pod is reclaimed: it disappears without a word
     with django_capture_on_commit_callbacks(execute=True):
-        execution.poll_job(job.pk)
+        polling.poll_attempt(job.pk)
     job.refresh_from_db()
     assert (job.status, job.checkpoint_recovery_count) == (Status.RECOVERING, 1)
     assert enqueued["launch_job"] == [str(job.pk)]
 
-    execution.launch_attempt(job.pk)  # the enqueued launch task
+    launching.launch_attempt(job.pk)  # the enqueued launch task
     second = pod_of(api, job)
     assert (job.attempt, second.interruptible) == (2, True) and second.id != first.id
     assert '"resume_from":"latest"' in second.env["GPU_WORKER_CONFIG"].replace(" ", "")
@@ -85,7 +87,7 @@ def test_a_spot_job_is_preempted_recovers_on_a_new_pod_and_completes(api, pod_jo
            ("stage_changed", {"stage": "training"}),
            ("completed", {"final_train_loss": 0.9, "steps": 200, "summary": {}}))
     api.exit(second.id)
-    execution.poll_job(job.pk)  # closes the bill
+    polling.poll_attempt(job.pk)  # closes the bill
     job.refresh_from_db()
     assert job.status == Status.COMPLETED and job.resumed_from_step == 100
     assert job.recovery_summary().startswith("Interrupted 1×, resumed from step 100")
@@ -95,16 +97,16 @@ def test_a_spot_job_is_preempted_recovers_on_a_new_pod_and_completes(api, pod_jo
 def test_an_on_demand_job_launches_through_create_pod_and_cancel_terminates_it(api, pod_job, enqueued,
                                                                                  django_capture_on_commit_callbacks):
     job = pod_job("on_demand")
-    execution.launch_attempt(job.pk)
+    launching.launch_attempt(job.pk)
     pod = pod_of(api, job)
     assert pod.interruptible is False and api.calls("podFindAndDeployOnDemand")
     with django_capture_on_commit_callbacks(execute=True):
         jobs.cancel_job(job, user=job.created_by)
     assert enqueued["stop_job_execution"] == [str(job.pk)]
-    execution.stop_attempt(job.pk)  # the enqueued stop task
+    stopping.stop_attempt(job.pk)  # the enqueued stop task
     job.refresh_from_db()
     assert job.status == Status.CANCELLED and pod.id not in api.pods
-    assert job.executor_ref.get("billing_closed") and job.actual_cost is not None
+    assert job.current_attempt.billing_closed and job.actual_cost is not None
 
 
 def test_no_capacity_is_retried_automatically_with_backoff_and_then_launches(api, pod_job, scheduled, settings,
@@ -115,7 +117,7 @@ def test_no_capacity_is_retried_automatically_with_backoff_and_then_launches(api
     api.no_capacity = True
     for expected_delay in (30, 60):
         with django_capture_on_commit_callbacks(execute=True):
-            execution.launch_attempt(job.pk)
+            launching.launch_attempt(job.pk)
         job.refresh_from_db()
         assert job.status == Status.PROVISIONING and api.pods == {}
         assert scheduled[-1] == (str(job.pk), expected_delay)
@@ -126,7 +128,7 @@ def test_no_capacity_is_retried_automatically_with_backoff_and_then_launches(api
     assert "capacity" in retries[0]["message"]
 
     api.no_capacity = False  # capacity is back when the delayed task runs
-    execution.launch_attempt(job.pk)
+    launching.launch_attempt(job.pk)
     job.refresh_from_db()
     assert job.status == Status.PROVISIONING and job.attempt == 1 and len(api.pods) == 1
     assert job.events.filter(event_type=JobEvent.Type.LAUNCHED).count() == 1
@@ -140,7 +142,7 @@ def test_no_capacity_past_the_retry_limit_fails_with_the_classified_error_and_a_
     api.no_capacity = True
     for _ in range(3):
         with django_capture_on_commit_callbacks(execute=True):
-            execution.launch_attempt(job.pk)
+            launching.launch_attempt(job.pk)
     job.refresh_from_db()
     assert job.status == Status.FAILED and len(scheduled) == 2
     assert job.error_type == "gpu_provisioning"
@@ -158,13 +160,12 @@ def test_with_in_process_tasks_the_poll_launches_the_retry_once_its_wait_is_over
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the embedded default: no countdown tasks
     job = pod_job("spot")
     api.no_capacity = True
-    execution.launch_attempt(job.pk)
-    execution.poll_job(job.pk)
+    launching.launch_attempt(job.pk)
+    polling.poll_attempt(job.pk)
     assert enqueued["launch_job"] == []  # still waiting out the backoff
     job.refresh_from_db()
-    past = (timezone.now() - timedelta(seconds=1)).isoformat()
-    TrainingJob.objects.filter(pk=job.pk).update(executor_ref={**job.executor_ref, "retry_at": past})
-    execution.poll_job(job.pk)
+    update_attempt(job, retry_at=timezone.now() - timedelta(seconds=1))
+    polling.poll_attempt(job.pk)
     assert enqueued["launch_job"] == [str(job.pk)]
 
 
@@ -174,13 +175,13 @@ def test_after_n_spot_interruptions_the_next_attempt_runs_on_demand(api, pod_job
     job = pod_job("spot")
     tiers = []
     for _ in range(3):
-        execution.launch_attempt(job.pk)
+        launching.launch_attempt(job.pk)
         pod = pod_of(api, job)
         tiers.append(pod.interruptible)
         if len(tiers) < 3:
             api.preempt(pod.id)
             with django_capture_on_commit_callbacks(execute=True):
-                execution.poll_job(job.pk)
+                polling.poll_attempt(job.pk)
     job.refresh_from_db()
     assert tiers == [True, True, False]
     assert job.gpu_pricing_tier == "on_demand" and job.attempt == 3
@@ -198,14 +199,14 @@ def test_a_pod_still_starting_with_no_heartbeat_is_not_relaunched(api, pod_job, 
     settings.WORKER_STARTUP_GRACE_SECONDS, settings.HEARTBEAT_HARD_LIMIT_SECONDS = 600, 1800
     api.slow_start_seconds = 0 if phase == "loading the model" else 3600
     job = pod_job("spot")
-    execution.launch_attempt(job.pk)
+    launching.launch_attempt(job.pk)
     pod = pod_of(api, job)
     if phase == "created":
         pod.desired_status = "CREATED"
     TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(minutes=5))
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):
-            execution.poll_job(job.pk)
+            polling.poll_attempt(job.pk)
     job.refresh_from_db()
     assert (job.status, job.attempt, job.checkpoint_recovery_count) == (Status.PROVISIONING, 1, 0)
     assert enqueued["launch_job"] == [] and api.calls("podTerminate") == []
@@ -220,11 +221,11 @@ def test_a_pod_silent_past_the_startup_grace_and_the_hard_limit_is_terminated_an
     settings.WORKER_STARTUP_GRACE_SECONDS, settings.HEARTBEAT_HARD_LIMIT_SECONDS = 600, 1800
     api.slow_start_seconds = 24 * 3600  # stuck "starting" for good
     job = pod_job("spot")
-    execution.launch_attempt(job.pk)
+    launching.launch_attempt(job.pk)
     pod = pod_of(api, job)
     TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(seconds=700))
     with django_capture_on_commit_callbacks(execute=True):
-        execution.poll_job(job.pk)
+        polling.poll_attempt(job.pk)
     job.refresh_from_db()
     assert job.status == Status.PROVISIONING and pod.id in api.pods  # late: a warning only
     [warning] = job.events.filter(event_type=JobEvent.Type.ANOMALY).values_list("payload", flat=True)
@@ -232,7 +233,7 @@ def test_a_pod_silent_past_the_startup_grace_and_the_hard_limit_is_terminated_an
 
     TrainingJob.objects.filter(pk=job.pk).update(attempt_started_at=timezone.now() - timedelta(seconds=600 + 1800 + 5))
     with django_capture_on_commit_callbacks(execute=True):
-        execution.poll_job(job.pk)
+        polling.poll_attempt(job.pk)
     job.refresh_from_db()
     assert job.status == Status.RECOVERING and enqueued["launch_job"] == [str(job.pk)]
     assert pod.id not in api.pods  # stopped, so it does not run beside its successor
@@ -242,17 +243,17 @@ def test_a_pod_reclaimed_while_starting_is_relaunched_at_once(api, pod_job, enqu
                                                              django_capture_on_commit_callbacks):
     api.slow_start_seconds = 3600
     job = pod_job("spot")
-    execution.launch_attempt(job.pk)
+    launching.launch_attempt(job.pk)
     api.preempt(pod_of(api, job).id)
     with django_capture_on_commit_callbacks(execute=True):
-        execution.poll_job(job.pk)
+        polling.poll_attempt(job.pk)
     job.refresh_from_db()
     assert job.status == Status.RECOVERING and enqueued["launch_job"] == [str(job.pk)]
 
 
 @given(st.integers(0, 100), st.integers(1, 120), st.integers(1, 3600))
 def test_launch_backoff_doubles_from_the_base_up_to_the_cap(retry, base, cap):
-    delay = execution.launch_backoff_seconds(retry, base, cap)
+    delay = launching.launch_backoff_seconds(retry, base, cap)
     assert min(base, cap) <= delay <= cap
     assert delay == min(cap, base * 2 ** retry)
-    assert execution.launch_backoff_seconds(retry + 1, base, cap) >= delay
+    assert launching.launch_backoff_seconds(retry + 1, base, cap) >= delay

@@ -22,7 +22,7 @@ def test_launch_does_nothing_for_a_job_that_is_not_waiting_for_a_worker(make_job
     job = make_job(status=status)
     tasks.launch_job.apply(args=(str(job.pk),)).get()
     job.refresh_from_db()
-    assert (job.status, job.attempt, job.executor_ref) == (status, 0, {})
+    assert (job.status, job.attempt, job.attempt_ref, job.attempts.count()) == (status, 0, {}, 0)
 
 
 def test_poll_active_jobs_is_scheduled_every_15_seconds():

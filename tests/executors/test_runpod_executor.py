@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.runpod_standin import RunPodStandIn, parse
 from training.executors import ExecutorError, get_executor
 from training.executors.runpod_executor import RunPodExecutor, pod_name, spot_mutation
-from training.models import TrainingJob
+from training.models import JobAttempt, TrainingJob
 
 KEY = "rp-test-key"
 H100 = "NVIDIA H100 PCIe"
@@ -40,6 +40,11 @@ def api(settings, monkeypatch):
 def make_job(tier: str = "spot", attempt: int = 1) -> TrainingJob:
     return TrainingJob(name="support-bot", gpu_type="H100_PCIE_80GB", gpu_pricing_tier=tier,
                        attempt=attempt, secret="per-job-secret-0123456789", executor="runpod")
+
+
+def set_ref(job: TrainingJob, ref: dict) -> None:
+    """What the services do once a launch returns: the ref becomes the current attempt's."""
+    job.current_attempt = JobAttempt(job=job, number=job.attempt, ref=ref)
 
 
 def worker_config(job: TrainingJob, **extra) -> dict:
@@ -143,7 +148,7 @@ def test_a_config_with_quotes_newlines_and_backslashes_arrives_byte_for_byte(api
 def test_poll_reports_starting_then_running_then_exited(api):
     api.slow_start_seconds = 60
     job = make_job("spot")
-    job.executor_ref = executor.launch(job, worker_config(job)).ref
+    set_ref(job, executor.launch(job, worker_config(job)).ref)
 
     starting = executor.poll(job)
     assert starting.state == "starting"
@@ -156,7 +161,7 @@ def test_poll_reports_starting_then_running_then_exited(api):
     assert 29 <= running.runtime_seconds <= 32
     assert isinstance(running.last_status_change, datetime)
 
-    api.exit(job.executor_ref["pod_id"])
+    api.exit(job.attempt_ref["pod_id"])
     exited = executor.poll(job)
     assert exited.state == "exited"
     assert exited.exit_code is None  # RunPod does not report it; the worker's events do
@@ -166,19 +171,19 @@ def test_poll_reports_starting_then_running_then_exited(api):
 
 def test_a_preempted_pod_is_gone(api):
     job = make_job("spot")
-    job.executor_ref = executor.launch(job, worker_config(job)).ref
-    api.preempt(job.executor_ref["pod_id"])
+    set_ref(job, executor.launch(job, worker_config(job)).ref)
+    api.preempt(job.attempt_ref["pod_id"])
 
     state = executor.poll(job)
 
     assert state.state == "gone"
-    assert job.executor_ref["pod_id"] in state.detail
+    assert job.attempt_ref["pod_id"] in state.detail
 
 
 def test_poll_without_a_recorded_pod_finds_it_by_name(api):
     job = make_job("spot")
     pod_id = executor.launch(job, worker_config(job)).ref["pod_id"]
-    job.executor_ref = {}
+    set_ref(job, {})
     assert executor.poll(job).raw["id"] == pod_id
     api.preempt(pod_id)
     assert executor.poll(job).state == "gone"
@@ -186,11 +191,11 @@ def test_poll_without_a_recorded_pod_finds_it_by_name(api):
 
 def test_cancel_terminates_the_pod_and_then_is_a_no_op(api):
     job = make_job("on_demand")
-    job.executor_ref = executor.launch(job, worker_config(job)).ref
+    set_ref(job, executor.launch(job, worker_config(job)).ref)
 
     executor.cancel(job)
     assert api.pods == {}
-    assert api.calls("podTerminate")[0].args["podTerminate"]["input"] == {"podId": job.executor_ref["pod_id"]}
+    assert api.calls("podTerminate")[0].args["podTerminate"]["input"] == {"podId": job.attempt_ref["pod_id"]}
 
     executor.cancel(job)  # already gone: RunPod answers "pod not found"
     assert len(api.calls("podTerminate")) == 2
@@ -257,7 +262,7 @@ def test_an_unreachable_api_is_a_transient_network_error(api, settings, monkeypa
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings.RUNPOD_API_BASE_URL = closed
     job = make_job("spot")
-    job.executor_ref = {"pod_id": "abc"}
+    set_ref(job, {"pod_id": "abc"})
     for call in (lambda job: executor.launch(job, {}), executor.poll):
         with pytest.raises(ExecutorError) as raised:
             call(job)

@@ -57,13 +57,11 @@ def test_interrupted_is_stored_as_a_warning_with_a_recovery_hint(worker, job):
 
 def test_interrupted_hands_over_to_the_recovery_service_after_commit(worker, job, monkeypatch,
                                                                      django_capture_on_commit_callbacks):
-    import training.services as services_package
+    from training.services import ingest
 
     calls = []
-    execution = type("execution", (), {"handle_interruption": staticmethod(
-        lambda job_id, attempt, reason: calls.append((job_id, attempt, reason)))})
-    monkeypatch.setitem(__import__("sys").modules, "training.services.execution", execution)
-    monkeypatch.setattr(services_package, "execution", execution, raising=False)
+    monkeypatch.setattr(ingest, "handle_interruption",
+                        lambda job_id, attempt, reason: calls.append((job_id, attempt, reason)))
 
     with django_capture_on_commit_callbacks(execute=True):
         worker.send("interrupted", {"signal": "SIGTERM", "last_checkpoint_step": None})

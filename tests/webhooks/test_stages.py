@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from training.lifecycle import Status
-from training.models import JobEvent, TrainingJob
+from training.models import JobAttempt, JobEvent, TrainingJob
 
 from .conftest import FakeWorker, make_job
 
@@ -44,13 +44,14 @@ def test_a_late_earlier_stage_is_stored_but_ignored(worker, job):
 
 
 def test_started_records_where_the_worker_runs(worker, job):
-    TrainingJob.objects.filter(pk=job.pk).update(status=Status.PROVISIONING, executor_ref={"pid": 4242})
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.PROVISIONING)
+    JobAttempt.for_job(job, ref={"pid": 4242}).save()
     worker.send("started", {"device": "cuda", "quantization": "4bit", "base_model": "embedded:smollm2",
                             "pid": 17, "host": "pod-abc"})
     job.refresh_from_db()
     assert job.status == Status.PROVISIONING  # started records; stage_changed moves
-    assert job.executor_ref["pid"] == 4242  # the executor's own reference is kept
-    assert job.executor_ref["worker"] == {"device": "cuda", "quantization": "4bit",
+    assert job.attempt_ref["pid"] == 4242  # the executor's own reference is kept
+    assert job.current_attempt.worker == {"device": "cuda", "quantization": "4bit",
                                           "base_model": "embedded:smollm2", "pid": 17,
                                           "host": "pod-abc", "attempt": 1}
-    assert job.started_at is not None
+    assert job.started_at is not None and job.current_attempt.started_at is not None

@@ -200,7 +200,7 @@ class LocalExecutor(Executor):
         }
 
     def log_tail(self, job: TrainingJob, lines: int = 200) -> list[str] | None:
-        path = (job.executor_ref or {}).get("log")
+        path = job.attempt_ref.get("log")
         if not path:
             return None
         return read_tail(Path(path), lines)
@@ -208,7 +208,7 @@ class LocalExecutor(Executor):
     # --- poll -----------------------------------------------------------------------------
 
     def poll(self, job: TrainingJob) -> PodState:
-        ref = job.executor_ref or {}
+        ref = job.attempt_ref
         if not ref.get("pid"):
             return PodState("starting", detail="no worker process recorded yet")
         if ref.get("host") != socket.gethostname():
@@ -234,7 +234,7 @@ class LocalExecutor(Executor):
     # --- cancel ---------------------------------------------------------------------------
 
     def cancel(self, job: TrainingJob) -> None:
-        ref = job.executor_ref or {}
+        ref = job.attempt_ref
         if not ref.get("pid"):
             return
         if ref.get("host") != socket.gethostname():

@@ -205,7 +205,7 @@ class RunPodExecutor(Executor):
 
     def poll(self, job: TrainingJob) -> PodState:
         sdk = configured_sdk()
-        pod_id = (job.executor_ref or {}).get("pod_id")
+        pod_id = job.attempt_ref.get("pod_id")
         if not pod_id:
             pod = find_pod(sdk, pod_name(job))
             return pod_state(pod, pod_name(job))
@@ -221,7 +221,7 @@ class RunPodExecutor(Executor):
         """Terminate the pod. RunPod stops the container first (SIGTERM, then SIGKILL after its
         grace period), so the worker gets its chance to write an emergency checkpoint."""
         sdk = configured_sdk()
-        pod_id = (job.executor_ref or {}).get("pod_id")
+        pod_id = job.attempt_ref.get("pod_id")
         if not pod_id:
             pod = find_pod(sdk, pod_name(job))
             if pod is None:

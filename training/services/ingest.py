@@ -26,9 +26,9 @@ from django.utils import timezone
 
 from ..events import announce_event, record_event
 from ..lifecycle import TERMINAL, Status, transition
-from ..models import JobEvent, TrainingJob
-from .execution import handle_interruption
+from ..models import JobAttempt, JobEvent, TrainingJob
 from .metric_ingest import apply_metrics
+from .recovery import handle_interruption
 from .reports import EVENT_TYPES, Envelope, IngestResult, Refused, is_int, number, read_report
 
 logger = logging.getLogger(__name__)
@@ -143,11 +143,11 @@ def _update(job: TrainingJob, now: datetime, **fields: Any) -> None:
 
 
 def apply_started(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
-    # Under "worker", not at the top level: the executor's own keys (pod id, launcher pid)
-    # are what poll/cancel use and must not be overwritten by what runs inside.
+    # On the attempt's `worker`, beside (never over) the executor's own ref (pod id, launcher
+    # pid) that poll/cancel use; the attempt's first report also sets its started_at.
     reported = {k: event.data.get(k) for k in ("device", "quantization", "host", "pid", "base_model")}
-    executor_ref = {**job.executor_ref, "worker": {**reported, "attempt": event.attempt}}
-    _update(job, now, executor_ref=executor_ref, started_at=job.started_at or now)
+    JobAttempt.objects.record_worker_started(job.pk, event.attempt, {**reported, "attempt": event.attempt}, now)
+    _update(job, now, started_at=job.started_at or now)
     return ""
 
 
@@ -174,6 +174,7 @@ def apply_checkpoint_saved(job: TrainingJob, event: Envelope, now: datetime, con
 
 def apply_resumed(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
     _update(job, now, resumed_from_step=event.data["resumed_from_step"])
+    JobAttempt.objects.record_resumed(job.pk, event.attempt, event.data["resumed_from_step"])
     return ""
 
 

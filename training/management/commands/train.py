@@ -205,7 +205,7 @@ class Command(BaseCommand):
     # --- watching ---------------------------------------------------------------------------
 
     def watch(self, job) -> int:
-        from training.services import execution, jobs
+        from training.services import jobs, polling
 
         # SIGTERM (a closed terminal, `kill`) cancels the job like Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -217,7 +217,7 @@ class Command(BaseCommand):
         while True:
             try:
                 if settings.CELERY_TASK_ALWAYS_EAGER:
-                    execution.poll_job(str(job.pk))
+                    polling.poll_attempt(str(job.pk))
                 job.refresh_from_db()
                 if job.is_terminal:
                     break
@@ -243,7 +243,7 @@ class Command(BaseCommand):
             self.stdout.write("")
         if settings.CELERY_TASK_ALWAYS_EAGER:
             wait_for_worker_exit(job)
-            execution.poll_job(str(job.pk))  # closes the last attempt's bill
+            polling.poll_attempt(str(job.pk))  # closes the last attempt's bill
         job.refresh_from_db()
         self.print_summary(job)
         if job.status == "completed":
@@ -251,7 +251,7 @@ class Command(BaseCommand):
         return 130 if interrupted else 1
 
     def print_summary(self, job) -> None:
-        from training.services.execution import job_store_root
+        from training.services.worker_config import job_store_root
 
         write = self.stdout.write
         duration = _duration(job.elapsed.total_seconds()) if job.elapsed else "?"
@@ -276,8 +276,8 @@ class Command(BaseCommand):
                 write(f"  Error ({job.error_type}): {job.error_message}")
             if job.error_suggested_fix:
                 write(f"  Suggested fix: {job.error_suggested_fix}")
-            if (job.executor_ref or {}).get("log"):
-                write(f"  Worker log: {job.executor_ref['log']}")
+            if job.attempt_ref.get("log"):
+                write(f"  Worker log: {job.attempt_ref['log']}")
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
@@ -312,7 +312,7 @@ def wait_for_worker_exit(job) -> None:
     """Let the worker finish sending its last reports before our webhook server goes away."""
     from training.executors import ExecutorError, get_executor
 
-    if not (job.executor_ref or {}).get("pid"):
+    if not job.attempt_ref.get("pid"):
         return
     deadline = time.monotonic() + WORKER_EXIT_WAIT_SECONDS
     executor = get_executor(job.executor)
