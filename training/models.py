@@ -356,7 +356,7 @@ class TrainingJob(models.Model):
     estimated_time_remaining_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
     results = models.JSONField(default=dict, blank=True, editable=False, help_text="validation_results and completed payloads.")
 
-    # Trend analysis (services/monitoring.py): the incremental analyser's state, the milestones
+    # Trend analysis (monitoring/services.py): the incremental analyser's state, the milestones
     # reached (25/50/75/100) and the quality score computed when the job completes.
     trend_state = models.JSONField(default=dict, blank=True, editable=False)
     milestones = models.JSONField(default=list, blank=True, editable=False)
@@ -456,13 +456,6 @@ class TrainingJob(models.Model):
         if not self.started_at:
             return None
         return (self.completed_at or timezone.now()) - self.started_at
-
-    def trend_analysis(self) -> dict[str, Any]:
-        """Best step, overfitting/divergence/plateau and the recommendation, from the trend state
-        the ingestion keeps current (no history read)."""
-        from .analysis import TrendState, trend_summary
-
-        return trend_summary(TrendState.from_dict(self.trend_state or {}))
 
     def recovery_summary(self) -> str:
         if not self.checkpoint_recovery_count:

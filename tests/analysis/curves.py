@@ -6,7 +6,7 @@ import math
 
 from hypothesis import strategies as st
 
-from training.analysis import Point
+from monitoring.points import Point
 
 T0 = 1_700_000_000.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.analysis import MILESTONES, milestone_step, milestones_reached
+from monitoring.milestones import MILESTONES, milestone_step, milestones_reached
 
 
 @settings(max_examples=200, deadline=None)

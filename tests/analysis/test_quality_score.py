@@ -7,7 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.analysis import COMPONENT_MAX, Point, quality_score
+from monitoring.points import Point
+from monitoring.quality import COMPONENT_MAX, quality_score
 
 from .curves import clean_curve, curves, overfitting_curve, with_value
 

@@ -7,7 +7,9 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.analysis import Point, best_step, recommend
+from monitoring.points import Point
+from monitoring.recommendation import recommend
+from monitoring.trends import best_step
 
 from .curves import clean_curve, curves, overfitting_curve, shuffled_with_duplicates, with_value
 

@@ -10,20 +10,10 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.analysis import (
-    Point,
-    TrendConfig,
-    TrendState,
-    best_step,
-    canonical,
-    detect_overfitting,
-    detect_plateau,
-    detect_spikes,
-    recommend,
-    recommend_from_state,
-    trend_summary,
-    update_trend_state,
-)
+from monitoring.points import Point, canonical
+from monitoring.recommendation import recommend, recommend_from_state, trend_summary
+from monitoring.trend_state import TrendConfig, TrendState, update_trend_state
+from monitoring.trends import best_step, detect_overfitting, detect_plateau, detect_spikes
 
 from .curves import (
     T0,

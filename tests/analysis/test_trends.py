@@ -9,10 +9,9 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.analysis import (
-    Point,
+from monitoring.points import Point, canonical, merge_reports, point_from_mapping
+from monitoring.trends import (
     best_step,
-    canonical,
     detect_divergence,
     detect_overfitting,
     detect_plateau,
@@ -20,8 +19,6 @@ from training.analysis import (
     detect_stall,
     find_divergence,
     last_improvement,
-    merge_reports,
-    point_from_mapping,
     steps_since_improvement,
 )
 

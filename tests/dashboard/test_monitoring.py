@@ -3,9 +3,18 @@ once each, however batches are resent or reordered; completion stores a quality 
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from training.models import JobEvent
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from monitoring import services
+from monitoring.points import Point
+from monitoring.trend_state import TrendState, update_trend_state
+from training.lifecycle import Status
+from training.models import JobEvent, TrainingJob
 
 from .conftest import point
 
@@ -75,26 +84,17 @@ def test_completion_settles_the_analysis_and_stores_a_quality_score(worker, job)
 
 
 def test_a_training_job_with_no_new_step_for_too_long_gets_one_stall_event(job):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from training import analysis
-    from training.lifecycle import Status
-    from training.models import JobEvent, TrainingJob
-    from training.services import monitoring
-
     t0 = timezone.now() - timedelta(hours=1)
-    state, _ = analysis.update_trend_state(
-        analysis.TrendState(),
-        [analysis.Point(step=5, train_loss=1.0, eval_loss=None, learning_rate=None,
-                        tokens_per_second=None, at=t0.timestamp())],
+    state, _ = update_trend_state(
+        TrendState(),
+        [Point(step=5, train_loss=1.0, eval_loss=None, learning_rate=None, tokens_per_second=None,
+               at=t0.timestamp())],
         total_steps=100,
     )
     TrainingJob.objects.filter(pk=job.pk).update(status=Status.TRAINING, trend_state=state.to_dict())
 
-    first = monitoring.check_stall(job.pk)
-    again = monitoring.check_stall(job.pk)
+    first = services.check_stall(job.pk)
+    again = services.check_stall(job.pk)
 
     assert [a.kind for a in first] == ["stall"] and again == []
     assert JobEvent.objects.filter(job=job, event_type=JobEvent.Type.ANOMALY, payload__kind="stall").count() == 1
@@ -104,9 +104,6 @@ def test_the_metrics_api_and_the_dashboard_give_the_incremental_recommendation(w
     """An overfitting run reported through the webhook: the metrics API's `analysis` names the
     best step and says to use its checkpoint, and the dashboard feed shows the same advice,
     both read off the stored trend state."""
-    from django.urls import reverse
-    from rest_framework.test import APIClient
-
     points = [point(s, train_loss=2.0 / (1 + s / 30),
                     eval_loss=(1.0 + 0.0001 * (s - 60) ** 2) if s % 10 == 0 else None) for s in range(1, 151)]
     for start in range(0, 150, 50):

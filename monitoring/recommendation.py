@@ -1,0 +1,148 @@
+"""The recommendation: continue, stop early, or stop and use an earlier checkpoint, with the
+reason in words; from a whole history (`recommend`) or from the incremental state
+(`recommend_from_state`, and `trend_summary`, the analysis as the API and dashboard show it).
+Pure: no Django, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .points import Point, canonical
+from .trend_state import TrendState
+from .trends import best_step, detect_overfitting, eval_records, find_divergence, last_improvement
+from .wording import fmt, plural
+
+Action = Literal["continue", "stop_early", "use_checkpoint"]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    action: Action
+    checkpoint_step: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the recommendation rules look at, however it was gathered (a whole history, or the
+    incremental state). `divergence` is (step, reason) of the first sign of divergence; `best`
+    and `best_before_divergence` are (step, held-out loss)."""
+
+    divergence: tuple[int, str] | None = None
+    best_before_divergence: tuple[int, float] | None = None
+    best: tuple[int, float] | None = None
+    last_eval_step: int | None = None
+    overfitting_onset: int | None = None
+    improvement_step: int | None = None
+    evaluations_since_improvement: int = 0
+
+
+def advise(e: Evidence, *, patience: int = 5, min_delta: float = 0.0) -> Recommendation:
+    """Continue, stop early, or stop and use an earlier checkpoint — with the reason in words.
+
+    In order: a divergence stops the run (back to the best checkpoint before it, if any); an
+    overfitting window, or `patience` evaluations without an improvement by more than min_delta,
+    stop it at the best held-out step (or keep the latest when that is the best). The checkpoint
+    named is the evaluation step; the caller checks a checkpoint was saved there.
+    """
+    if e.divergence is not None:
+        reason = e.divergence[1]
+        if e.best_before_divergence is None:
+            return Recommendation("stop_early", None, f"Training diverged: {reason}; "
+                                  "there is no earlier evaluated checkpoint to fall back to.")
+        step, loss = e.best_before_divergence
+        return Recommendation("use_checkpoint", step, f"Training diverged: {reason}; "
+                              f"use the checkpoint at step {step} (held-out loss {fmt(loss)}).")
+    if e.best is None or e.last_eval_step is None:
+        return Recommendation("continue", None, "No held-out evaluation yet; nothing suggests stopping.")
+    (best, best_loss), last_eval = e.best, e.last_eval_step
+    if e.overfitting_onset is not None and best < last_eval:
+        return Recommendation("use_checkpoint", best, (
+            f"Held-out loss has been rising since about step {e.overfitting_onset} while training loss keeps "
+            f"falling (overfitting); use the checkpoint at step {best} (best {fmt(best_loss)})."))
+    since = e.evaluations_since_improvement
+    if since >= patience:
+        by = f" by more than {min_delta:g}" if min_delta > 0 else ""
+        stale = f"Held-out loss has not improved{by} for {plural(since, 'evaluation')} since step {e.improvement_step}"
+        if best < last_eval:
+            return Recommendation("use_checkpoint", best,
+                                  f"{stale} (best {fmt(best_loss)}); use the checkpoint at step {best}.")
+        return Recommendation("stop_early", None,
+                              f"{stale}; the latest evaluation (step {best}, {fmt(best_loss)}) "
+                              "is the best, so stop and keep the final adapter.")
+    if since == 0:
+        return Recommendation("continue", None,
+                              f"Held-out loss is still improving (latest best {fmt(best_loss)} at step {best}).")
+    return Recommendation("continue", None, (
+        f"Held-out loss last improved at step {e.improvement_step} "
+        f"({plural(since, 'evaluation')} ago, best {fmt(best_loss)}); "
+        f"waiting up to {plural(patience, 'evaluation')} before stopping."))
+
+
+def recommend(points: Iterable[Point], *, patience: int = 5, min_delta: float = 0.0,
+              overfit_window: int = 5, min_rel_rise: float = 0.01,
+              divergence_factor: float = 3.0, divergence_window: int = 10) -> Recommendation:
+    """advise() on the evidence of a whole history."""
+    canon = canonical(points)
+    diverged = find_divergence(canon, divergence_factor, divergence_window)
+    if diverged is not None:
+        return advise(Evidence(divergence=(diverged.step, diverged.reason),
+                               best_before_divergence=best_step(p for p in canon if p.step < diverged.step)))
+    records = eval_records(canon)
+    improvement = last_improvement(canon, min_delta)
+    return advise(Evidence(
+        best=best_step(canon),
+        last_eval_step=records[-1].step if records else None,
+        overfitting_onset=detect_overfitting(canon, overfit_window, min_rel_rise=min_rel_rise),
+        improvement_step=improvement.step if improvement else None,
+        evaluations_since_improvement=improvement.evaluations_since if improvement else 0,
+    ), patience=patience, min_delta=min_delta)
+
+
+def recommend_from_state(state: TrendState) -> Recommendation:
+    """advise() on the evidence kept in the incremental state, without the history.
+
+    Updated as each metrics batch is folded in (update_trend_state), so the API and the
+    dashboard answer without reading the history. It sees the analysed (settled) points, so it
+    trails the newest by TrendConfig.settle_points; once the run has ended (final=True) it is
+    recommend() of the whole history with patience=config.patience (property-tested).
+    """
+    s = state
+    if s.divergence_step is not None:
+        before = (None if s.best_before_divergence_step is None or s.best_before_divergence_loss is None
+                  else (s.best_before_divergence_step, s.best_before_divergence_loss))
+        return advise(Evidence(divergence=(s.divergence_step, s.divergence_reason or "see the divergence event"),
+                               best_before_divergence=before))
+    return advise(Evidence(
+        best=None if s.record_best_step is None or s.record_best_loss is None else (s.record_best_step,
+                                                                                    s.record_best_loss),
+        last_eval_step=s.eval_window[-1].step if s.eval_window else None,
+        overfitting_onset=s.overfitting_onset,
+        improvement_step=s.improvement_step,
+        evaluations_since_improvement=s.evaluations_since_improvement,
+    ), patience=s.config.patience, min_delta=s.config.min_delta)
+
+
+def trend_summary(state: TrendState) -> dict[str, Any]:
+    """The analysis as the metrics API and the dashboard show it (JSON-safe)."""
+    advice = recommend_from_state(state)
+    steps_since = (state.max_step - state.improvement_step
+                   if state.max_step is not None and state.improvement_step is not None else None)
+    return {
+        "best_step": state.best_step,
+        "best_eval_loss": state.best_eval_loss if state.best_eval_loss is None or math.isfinite(
+            state.best_eval_loss) else None,
+        "latest_step": state.max_step,
+        "analysed_through_step": state.settled_step,
+        "steps_since_improvement": steps_since,
+        "evaluations_since_improvement": state.evaluations_since_improvement,
+        "diverged_at_step": state.divergence_step,
+        "overfitting_since_step": state.overfitting_onset,
+        "plateau": "plateau" in state.reported,
+        "recommendation": {"action": advice.action, "checkpoint_step": advice.checkpoint_step,
+                           "reason": advice.reason},
+    }

@@ -1,0 +1,186 @@
+"""The trend analysis against the database: the pure analysers (points, trends, trend_state,
+recommendation, quality) applied to a job's stored state and history (docs/analysis.md,
+"Incremental analysis"). receivers.py calls these from the job-event hook.
+
+`analyse_metrics(job_id, points)` runs inside the webhook's transaction, after a metrics batch
+is stored, with the job's row already locked by the ingestion (that lock is what serialises
+the read-update-write of `TrainingJob.trend_state`). It folds the batch into the stored
+`TrendState` and records one JobEvent per new finding through training.events: `anomaly` for
+divergence, spikes, overfitting, plateaus, new bests and stalls, `milestone` for 25/50/75/100 %.
+The analyser reports each finding once per job, so a resent or reordered batch adds no events.
+
+`finish_analysis(job_id)` runs when the job completes: it settles the last points
+(`final=True`) and stores the quality score in `TrainingJob.quality`.
+
+`check_stall(job_id)` reports a training job whose steps stopped advancing, once per step.
+
+Each is a handful of queries and pure-Python arithmetic over a few KB of state; the quality
+score reads the job's metric history once, on completion only. `trend_analysis`,
+`recommend_job` and `score_job` are what the API, the dashboard and `manage.py watch` show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from training.events import record_events
+from training.lifecycle import Status
+from training.models import JobEvent, MetricPoint, TrainingJob
+
+from .points import VALUE_FIELDS, Point, canonical, point_from_mapping
+from .quality import QualityScore, quality_score
+from .recommendation import Recommendation, recommend, trend_summary
+from .trend_state import Anomaly, TrendState, update_trend_state
+
+logger = logging.getLogger(__name__)
+
+STATE_FIELDS = ("trend_state", "milestones", "total_steps")
+SOURCE = "analysis"  # JobEvent.source of every finding recorded here
+
+
+def analyse_metrics(job_id: Any, points: Iterable[Mapping[str, Any]], *, now: datetime | None = None,
+                    job: TrainingJob | None = None, total_steps: int | None = None) -> list[Anomaly]:
+    """Fold a stored metrics batch into the job's trend state; return (and record) what is new.
+
+    `points` are mappings with "step" and any of the analyser's value fields (a webhook point
+    or a MetricPoint's values); they are stamped with `now` unless they carry "at"/"reported_at".
+    The caller holds the job's row lock. The ingestion passes the `job` it read under that lock
+    (its trend_state and milestones are current: only this module writes them) and the batch's
+    `total_steps`, which saves a query per batch.
+    """
+    now = now or timezone.now()
+    stamped = [point_from_mapping({"reported_at": now, **p}) for p in points]
+    known = None
+    if job is not None:
+        known = {"trend_state": job.trend_state, "milestones": job.milestones,
+                 "total_steps": total_steps or job.total_steps}
+    return _update(job_id, stamped, now=now, final=False, known=known)
+
+
+def finish_analysis(job_id: Any, *, now: datetime | None = None) -> QualityScore | None:
+    """The run has ended: analyse the last points and, if it completed, score its quality."""
+    now = now or timezone.now()
+    _update(job_id, [], now=now, final=True)
+    job = TrainingJob.objects.get(pk=job_id)
+    if job.status != Status.COMPLETED:
+        return None
+    score = score_job(job)
+    TrainingJob.objects.filter(pk=job_id).update(quality=quality_to_dict(score))
+    return score
+
+
+def check_stall(job_id: Any, *, now: datetime | None = None, job: TrainingJob | None = None) -> list[Anomaly]:
+    """Report a stall (no new step for TrendConfig.stall_minutes) of a training job, once.
+
+    The row lock keeps this read-modify-write of trend_state from racing the webhook's, which
+    holds the same lock. A caller that already holds it and read the job under it (a heartbeat's
+    ingestion) passes `job`, which saves the read. Nothing is written unless a stall is new."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if job is not None:
+            if job.status != Status.TRAINING:
+                return []
+            row: dict[str, Any] | None = {name: getattr(job, name) for name in STATE_FIELDS}
+        else:
+            row = (TrainingJob.objects.select_for_update().filter(pk=job_id, status=Status.TRAINING)
+                   .values(*STATE_FIELDS).first())
+        if row is None:
+            return []
+        return _update(job_id, [], now=now, final=False, check_stall=True, known=row)
+
+
+def _update(job_id: Any, points: list[Point], *, now: datetime, final: bool,
+            check_stall: bool = False, known: dict[str, Any] | None = None) -> list[Anomaly]:
+    row = known or TrainingJob.objects.filter(pk=job_id).values(*STATE_FIELDS).first()
+    if row is None:
+        return []
+    state = TrendState.from_dict(row["trend_state"] or {})
+    state, anomalies = update_trend_state(
+        state, points, total_steps=row["total_steps"], final=final,
+        now=now.timestamp() if check_stall else None,
+    )
+    milestones = sorted(set(row["milestones"] or []) | set(state.milestones))
+    stored = state.to_dict()
+    # A stall check that found nothing new changes nothing: no write (it runs per heartbeat).
+    if not (check_stall and not anomalies and stored == (row["trend_state"] or {})
+            and milestones == (row["milestones"] or [])):
+        TrainingJob.objects.filter(pk=job_id).update(trend_state=stored, milestones=milestones)
+    if anomalies:
+        record_events([_event(job_id, a, now) for a in anomalies])
+    return anomalies
+
+
+def _event(job_id: Any, anomaly: Anomaly, now: datetime) -> JobEvent:
+    """The JobEvent of one finding: structured columns for receivers, payload keys for people
+    (the API and the dashboard show kind, step, message, suggested_action, percent)."""
+    payload: dict[str, Any] = {"kind": anomaly.kind, "step": anomaly.step, "message": anomaly.message,
+                               "suggested_action": anomaly.suggested_action}
+    if anomaly.kind == "milestone":
+        payload["percent"] = anomaly.percent
+        return JobEvent(job_id=job_id, event_type=JobEvent.Type.MILESTONE, severity=anomaly.severity,
+                        source=SOURCE, payload=payload, received_at=now, step=anomaly.step,
+                        milestone_percent=anomaly.percent)
+    return JobEvent(job_id=job_id, event_type=JobEvent.Type.ANOMALY, severity=anomaly.severity,
+                    source=SOURCE, payload=payload, received_at=now, step=anomaly.step,
+                    anomaly_kind=anomaly.kind)
+
+
+# --- Quality and recommendation over the stored state and history ------------------------------
+
+
+def trend_analysis(job: TrainingJob) -> dict[str, Any]:
+    """Best step, overfitting/divergence/plateau and the recommendation, from the trend state
+    the ingestion keeps current (no history read): the metrics API's `analysis` and the
+    dashboard's advice."""
+    return trend_summary(TrendState.from_dict(job.trend_state or {}))
+
+
+def job_points(job_id: Any) -> list[Point]:
+    """The stored history as analyser points. One row per step, so no report times are needed
+    (they only order several reports of one step); reading them would double the cost."""
+    rows = MetricPoint.objects.filter(job_id=job_id).order_by("step").values_list("step", *VALUE_FIELDS)
+    return [Point(*row) for row in rows]
+
+
+def score_job(job: TrainingJob, points: list[Point] | None = None) -> QualityScore:
+    points = job_points(job.pk) if points is None else points
+    final = (job.results or {}).get("final") or {}
+    summary = final.get("summary") or {}
+    perplexity = (((job.results or {}).get("validation") or {}).get("evaluators") or {}).get("perplexity") or {}
+    initial = next((p.train_loss for p in canonical(points) if p.train_loss is not None), None)
+    return quality_score(
+        points, total_steps=job.total_steps,
+        duration_seconds=_float(summary.get("train_runtime_s")),
+        tokens=_float(summary.get("tokens_trained")),
+        initial_loss=initial,
+        final_train_loss=_float(final.get("final_train_loss", job.latest_loss)),
+        final_eval_loss=_float(final.get("final_eval_loss", job.latest_eval_loss)),
+        perplexity_base=_float(perplexity.get("base")) if isinstance(perplexity, dict) else None,
+        perplexity_trained=_float(perplexity.get("trained")) if isinstance(perplexity, dict) else None,
+    )
+
+
+def recommend_job(job_id: Any) -> Recommendation:
+    return recommend(job_points(job_id))
+
+
+def quality_to_dict(score: QualityScore) -> dict[str, Any]:
+    data = dataclasses.asdict(score)
+    # JSONB refuses NaN and infinities.
+    data["measurements"] = {k: (v if v is None or math.isfinite(v) else None)
+                            for k, v in data["measurements"].items()}
+    return data
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
