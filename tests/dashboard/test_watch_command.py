@@ -47,7 +47,7 @@ def test_it_follows_the_job_until_it_ends_and_gives_advice_and_quality(job, monk
         TrainingJob.objects.filter(pk=job.pk).update(status=Status.COMPLETED, current_step=200,
                                                      progress_percentage=100)
 
-    monkeypatch.setattr("training.management.commands.watch.time.sleep", complete_on_second_poll)
+    monkeypatch.setattr("dashboard.management.commands.watch.time.sleep", complete_on_second_poll)
     output = watch(str(job.pk), "--interval", "0.5")
     assert polls == [0.5]
     assert "step 100/200" in output and "step 200/200" in output

@@ -22,6 +22,10 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from monitoring.services import quality_to_dict, recommend_job, score_job
+from training.models import MetricPoint, TrainingJob
+from training.states import Status
+
 BAR_WIDTH = 24
 
 
@@ -34,8 +38,6 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Print the current status once and exit.")
 
     def handle(self, *args, job_id: str, interval: float, once: bool, **options) -> None:
-        from training.models import TrainingJob
-
         try:
             job = TrainingJob.objects.get(pk=uuid.UUID(job_id))
         except (ValueError, ValidationError, TrainingJob.DoesNotExist) as exc:
@@ -66,29 +68,25 @@ class Command(BaseCommand):
         if job.is_terminal:
             self.summary(job)
 
-    def summary(self, job) -> None:
-        from training.services import monitoring
-
+    def summary(self, job: TrainingJob) -> None:
         write = self.stdout.write
         write(f"Job '{job.name}' is {job.get_status_display().lower()}.")
         if job.error_message:
             write(f"  Error ({job.error_type}): {job.error_message}")
         if job.error_suggested_fix:
             write(f"  Suggested fix: {job.error_suggested_fix}")
-        advice = monitoring.recommend_job(job.pk)
+        advice = recommend_job(job.pk)
         write(f"  Recommendation: {advice.action.replace('_', ' ')} — {advice.reason}")
-        if job.status == "completed":
-            quality = job.quality or monitoring.quality_to_dict(monitoring.score_job(job))
+        if job.status == Status.COMPLETED:
+            quality = job.quality or quality_to_dict(score_job(job))
             write(f"  Quality score: {quality['score']}/100 (grade {quality['grade']})")
             for suggestion in quality.get("suggestions", [])[:3]:
                 write(f"    [{suggestion['priority']}] {suggestion['text']}")
         write(f"  Cost: ${job.actual_cost} (estimated ${job.cost_estimate if job.cost_estimate is not None else '—'})")
 
 
-def status_line(job) -> str:
+def status_line(job: TrainingJob) -> str:
     """One line: the bar, step/total, losses, learning rate, throughput, ETA and cost."""
-    from training.models import MetricPoint
-
     latest = (MetricPoint.objects.filter(job_id=job.pk).order_by("-step")
               .values("step", "tokens_per_second", "eta_seconds").first())
     status = job.get_status_display().lower()
