@@ -274,7 +274,7 @@ class RecommendationSerializer(serializers.Serializer):
 
 
 class TrendAnalysisSerializer(serializers.Serializer):
-    """training.analysis.trend_summary: kept up to date as each metrics batch arrives."""
+    """monitoring.recommendation.trend_summary: kept up to date as each metrics batch arrives."""
 
     best_step = serializers.IntegerField(allow_null=True, help_text="Step of the lowest held-out loss.")
     best_eval_loss = serializers.FloatField(allow_null=True)
