@@ -107,12 +107,11 @@ def _update(job_id: Any, points: list[Point], *, now: datetime, final: bool,
         state, points, total_steps=row["total_steps"], final=final,
         now=now.timestamp() if check_stall else None,
     )
-    milestones = sorted(set(row["milestones"] or []) | set(state.milestones))
-    stored = state.to_dict()
-    # A stall check that found nothing new changes nothing: no write (it runs per heartbeat).
-    if not (check_stall and not anomalies and stored == (row["trend_state"] or {})
-            and milestones == (row["milestones"] or [])):
-        TrainingJob.objects.filter(pk=job_id).update(trend_state=stored, milestones=milestones)
+    # With no new points, all an update can add is a finding (a stall, a milestone): a stall
+    # check that found nothing new changed nothing, so it writes nothing (it runs per heartbeat).
+    if anomalies or not check_stall:
+        milestones = sorted(set(row["milestones"] or []) | set(state.milestones))
+        TrainingJob.objects.filter(pk=job_id).update(trend_state=state.to_dict(), milestones=milestones)
     if anomalies:
         record_events([_event(job_id, a, now) for a in anomalies])
     return anomalies

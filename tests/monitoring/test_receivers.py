@@ -106,6 +106,13 @@ def test_a_heartbeat_of_a_job_still_advancing_records_nothing(worker, job):
     assert TrainingJob.objects.get(pk=job.pk).trend_state == before
 
 
+def test_a_heartbeat_before_any_metrics_writes_no_trend_state(worker, job):
+    with CaptureQueriesContext(connection) as queries:
+        assert worker.send("heartbeat", {"stage": "training"}).status == 200
+    assert not [q for q in queries.captured_queries if "trend_state" in q["sql"] and q["sql"].startswith("UPDATE")]
+    assert TrainingJob.objects.get(pk=job.pk).trend_state == {}
+
+
 def test_a_heartbeat_outside_training_runs_no_stall_check(worker, job):
     stalled_since(job, 60)
     TrainingJob.objects.filter(pk=job.pk).update(status="preprocessing")
