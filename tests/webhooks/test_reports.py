@@ -21,7 +21,7 @@ def test_a_heartbeat_updates_last_heartbeat_at_only(worker, job):
     assert job.last_heartbeat_at >= before
     assert (job.status, job.current_step) == (Status.TRAINING, None)
     event = JobEvent.objects.get(job=job, event_type="heartbeat")
-    assert (event.attempt, event.seq, event.processed, event.source) == (1, 1, True, "worker")
+    assert (event.attempt, event.seq, event.processing_error, event.source) == (1, 1, "", "worker")
     assert event.payload["step"] == 12 and event.payload["timestamp"] == "2026-11-23T20:15:03.123Z"
 
 
