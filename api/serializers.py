@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api_errors import validation_error_detail
+from training.defaults import DEFAULT_PRESET_SLUG
 from training.metric_summaries import MIN_MAX_POINTS
 from training.models import (
     BaseModel,
@@ -155,7 +156,7 @@ class JobOptionsSerializer(serializers.Serializer):
 class JobCreateSerializer(JobOptionsSerializer):
     preset = serializers.SlugRelatedField(
         slug_field="slug", queryset=HyperparameterPreset.objects.filter(is_active=True),
-        required=False, allow_null=True, help_text="Preset slug; 'balanced' when neither preset, template nor overrides are given.",
+        required=False, allow_null=True, help_text=f"Preset slug; '{DEFAULT_PRESET_SLUG}' when neither preset, template nor overrides are given.",
     )
     template = ScopedPrimaryKeyRelatedField(
         queryset=ConfigurationTemplate.objects.all(), required=False, allow_null=True,
@@ -387,7 +388,7 @@ class CostEstimateQuerySerializer(serializers.Serializer):
     )
     preset = serializers.SlugRelatedField(
         slug_field="slug", queryset=HyperparameterPreset.objects.filter(is_active=True), required=False,
-        help_text="Preset slug; 'balanced' when neither preset nor overrides are given.",
+        help_text=f"Preset slug; '{DEFAULT_PRESET_SLUG}' when neither preset nor overrides are given.",
     )
     gpu_type = serializers.CharField(required=False)
     pricing_tier = serializers.ChoiceField(choices=TrainingJob.PricingTier.choices, required=False)

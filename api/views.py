@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 
 from core.api_errors import Conflict, validation_error_detail
 from monitoring.services import trend_analysis
+from training import defaults
 from training.models import (
     BaseModel,
     ConfigurationTemplate,
@@ -89,11 +90,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
-
-
-def default_base_model() -> BaseModel | None:
-    # The same default create_job applies, so an estimate matches the job it predicts.
-    return BaseModel.objects.filter(is_embedded=True).first() or BaseModel.objects.first()
 
 
 # --- Catalogue -------------------------------------------------------------------------------
@@ -442,19 +438,17 @@ class CostEstimateView(APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         training_file = params["training_file"]
-        if not training_file.is_trainable:
-            raise serializers.ValidationError(
-                {"training_file": [training_file.untrainable_reason()]}
-            )
+        # The same defaults create_job applies (training.defaults), so an estimate matches the
+        # job it predicts.
+        with service_errors("overrides", top_level=("training_file",)):
+            defaults.require_trainable(training_file)
         overrides = dict(params.get("overrides") or {})
-        preset = params.get("preset")
-        if preset is None and not overrides:
-            preset = HyperparameterPreset.objects.filter(slug="balanced").first()
+        preset = defaults.preset_for(params.get("preset"), overrides=overrides)
         if "gpu_type" in params:
             overrides["gpu_type"] = params["gpu_type"]
         if "pricing_tier" in params:
             overrides["gpu_pricing_tier"] = params["pricing_tier"]
-        base_model = params.get("base_model") or default_base_model()
+        base_model = params.get("base_model") or defaults.default_base_model()
         with service_errors("overrides", top_level=("gpu_type",)):
             configuration = job_services.resolve_configuration(
                 base_model=base_model, preset=preset, overrides=overrides

@@ -26,6 +26,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from gpu_worker.config import ConfigError, WorkerConfig
+from training import defaults
+from training.executors import EXECUTORS
 from training.lifecycle import IllegalTransition, Status
 from training.models import (
     BaseModel,
@@ -440,6 +442,19 @@ class JobEventInline(admin.TabularInline):
         return False
 
 
+class ExecutorFilter(admin.SimpleListFilter):
+    """The executor kinds with their labels, from the registry (training.executors.EXECUTORS)."""
+
+    title = "executor"
+    parameter_name = "executor"
+
+    def lookups(self, request, model_admin):
+        return EXECUTORS.choices()
+
+    def queryset(self, request, queryset):
+        return queryset.filter(executor=self.value()) if self.value() else queryset
+
+
 class TrainingJobChangeForm(forms.ModelForm):
     class Meta:
         model = TrainingJob
@@ -451,7 +466,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
     form = TrainingJobChangeForm
     list_display = ("name", "status_badge", "progress", "preset", "base_model", "cost", "duration", "created_by",
                     "tag_list", "created_at", "dashboard_link")
-    list_filter = ("status", "preset", "created_at", "created_by", "tags", "gpu_pricing_tier", "executor", "base_model")
+    list_filter = ("status", "preset", "created_at", "created_by", "tags", "gpu_pricing_tier", ExecutorFilter, "base_model")
     search_fields = ("name", "notes", "tags__name", "client", "project")
     date_hierarchy = "created_at"
     list_select_related = ("preset", "base_model", "created_by")
@@ -635,8 +650,8 @@ class TrainingJobAdmin(admin.ModelAdmin):
         if not (self.has_add_permission(request) or self.has_view_permission(request)):
             raise PermissionDenied
         params = request.GET.copy()
-        params.setdefault("executor", settings.DEFAULT_EXECUTOR)
-        params.setdefault("gpu_pricing_tier", TrainingJob.PricingTier.SPOT)
+        params.setdefault("executor", defaults.default_executor())
+        params.setdefault("gpu_pricing_tier", defaults.DEFAULT_PRICING_TIER)
         form = TrainingJobCreateForm(params)
         estimate = form.estimate() if form.is_valid() else None
         if estimate is None:

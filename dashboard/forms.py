@@ -9,11 +9,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html_join
 
+from training import defaults
+from training.executors import EXECUTORS
 from training.models import (
     BaseModel,
     ConfigurationTemplate,
     HyperparameterPreset,
-    TrainingFile,
     TrainingJob,
 )
 from training.services import jobs as job_services
@@ -33,7 +34,7 @@ class TrainingJobCreateForm(forms.Form):
     `create()` would store; both go through the same services as the API."""
 
     training_file = forms.ModelChoiceField(
-        queryset=TrainingFile.objects.filter(validation_status=TrainingFile.ValidationStatus.VALID),
+        queryset=defaults.trainable_files(),
         label="Dataset", help_text="Only datasets that passed validation can be trained.",
     )
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.filter(is_active=True), required=False,
@@ -46,10 +47,10 @@ class TrainingJobCreateForm(forms.Form):
     tags = forms.CharField(required=False, help_text="Comma-separated, e.g. elena, first-run.")
     client = forms.CharField(max_length=255, required=False)
     project = forms.CharField(max_length=255, required=False)
-    executor = forms.ChoiceField(choices=[("local", "Local (this machine)"), ("runpod", "RunPod")],
-                                 initial=settings.DEFAULT_EXECUTOR)
+    # A callable for both: read when the form is built, so the registry and settings are current.
+    executor = forms.ChoiceField(choices=EXECUTORS.choices, initial=defaults.default_executor)
     gpu_type = forms.ChoiceField(required=False, help_text="Empty: the base model's recommended GPU.")
-    gpu_pricing_tier = forms.ChoiceField(choices=TrainingJob.PricingTier.choices, initial=TrainingJob.PricingTier.SPOT,
+    gpu_pricing_tier = forms.ChoiceField(choices=TrainingJob.PricingTier.choices, initial=defaults.DEFAULT_PRICING_TIER,
                                          label="GPU pricing", help_text="Spot is 50-80% cheaper and may be interrupted; "
                                          "interrupted jobs resume from their last checkpoint.")
 
@@ -59,9 +60,9 @@ class TrainingJobCreateForm(forms.Form):
         self.fields["gpu_type"].choices = [("", "Recommended for the model")] + [
             (key, row.get("label", key)) for key, row in settings.GPU_TABLE.items()
         ]
-        balanced = HyperparameterPreset.objects.filter(slug="balanced", is_active=True).first()
-        if balanced is not None:
-            self.fields["preset"].initial = balanced.pk
+        preset = defaults.default_preset(active_only=True)
+        if preset is not None:
+            self.fields["preset"].initial = preset.pk
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -74,7 +75,7 @@ class TrainingJobCreateForm(forms.Form):
     def resolved_base_model(self) -> BaseModel:
         data = self.cleaned_data
         model = data.get("base_model") or (data["template"].base_model if data.get("template") else None)
-        return model or BaseModel.objects.filter(is_embedded=True).first() or BaseModel.objects.first()
+        return model or defaults.default_base_model()
 
     def overrides(self) -> dict[str, Any]:
         data = self.cleaned_data

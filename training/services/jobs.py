@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from gpu_worker.config import ConfigError, WorkerConfig
 
+from .. import defaults
 from ..events import record_event
+from ..executors import EXECUTORS
 from ..lifecycle import TERMINAL, IllegalTransition, Status, refusal, transition
 from ..models import (
     BaseModel,
@@ -83,15 +85,13 @@ def resolve_configuration(
     except (ConfigError, TypeError) as exc:
         field = str(exc).split(":", 1)[0] if ":" in str(exc) else "configuration"
         raise ValidationError({field: str(exc)}) from exc
-    executor = options.get("executor", settings.DEFAULT_EXECUTOR)
-    if executor not in ("local", "runpod"):
-        raise ValidationError({"executor": f"'{executor}' is not an executor; use local or runpod."})
-    gpu_type = options.get("gpu_type") or (
-        "CPU_LOCAL" if executor == "local" and base_model.is_embedded else base_model.recommended_gpu
-    )
+    executor = options.get("executor", defaults.default_executor())
+    if executor not in EXECUTORS:
+        raise ValidationError({"executor": f"'{executor}' is not an executor; use {' or '.join(EXECUTORS.kinds())}."})
+    gpu_type = options.get("gpu_type") or defaults.default_gpu_type(executor, base_model)
     if gpu_type not in settings.GPU_TABLE:
         raise ValidationError({"gpu_type": f"'{gpu_type}' is not a known GPU; use one of {', '.join(settings.GPU_TABLE)}."})
-    tier = options.get("gpu_pricing_tier", TrainingJob.PricingTier.SPOT)
+    tier = options.get("gpu_pricing_tier", defaults.DEFAULT_PRICING_TIER)
     if tier not in TrainingJob.PricingTier.values:
         raise ValidationError({"gpu_pricing_tier": "use spot or on_demand."})
     return {
@@ -127,15 +127,13 @@ def create_job(
     tags: list[str] | None = None,
     parent: TrainingJob | None = None,
 ) -> TrainingJob:
-    if not training_file.is_trainable:
-        raise ValidationError({"training_file": training_file.untrainable_reason()})
+    defaults.require_trainable(training_file)
     if template is not None:
         base_model = base_model or template.base_model
         preset = preset or template.preset
     if base_model is None:
-        base_model = BaseModel.objects.filter(is_embedded=True).first() or BaseModel.objects.first()
-    if preset is None and template is None and not overrides:
-        preset = HyperparameterPreset.objects.filter(slug="balanced").first()
+        base_model = defaults.default_base_model()
+    preset = defaults.preset_for(preset, template=template, overrides=overrides)
     configuration = resolve_configuration(base_model=base_model, preset=preset, template=template, overrides=overrides)
     estimate = estimate_for_configuration(training_file=training_file, base_model=base_model,
                                           configuration=configuration)

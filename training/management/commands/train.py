@@ -38,6 +38,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from training import defaults
+
 POLL_SECONDS = 2.0
 PLAIN_PROGRESS_SECONDS = 10.0
 WORKER_EXIT_WAIT_SECONDS = 20.0
@@ -49,7 +51,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dataset", required=True, help="A .json or .jsonl dataset file.")
-        parser.add_argument("--preset", default="balanced", help="Hyperparameter preset slug (default: balanced).")
+        parser.add_argument("--preset", default=defaults.DEFAULT_PRESET_SLUG,
+                            help=f"Hyperparameter preset slug (default: {defaults.DEFAULT_PRESET_SLUG}).")
         parser.add_argument("--name", default="", help="Job name.")
         parser.add_argument("--base-model", default="",
                             help="A catalogue slug or a local Hugging Face model folder (default: the embedded model).")
@@ -138,7 +141,7 @@ class Command(BaseCommand):
             model, _ = BaseModel.objects.get_or_create(slug=slug, defaults={
                 "name": folder.name, "model_id": str(folder),
                 "parameter_count": max(1, weights // 4),  # about fp32 weights; only the estimate uses it
-                "recommended_gpu": "CPU_LOCAL", "is_embedded": True,
+                "recommended_gpu": defaults.LOCAL_EMBEDDED_GPU_TYPE, "is_embedded": True,
                 "notes": "Registered by `manage.py train --base-model <folder>`.",
             })
             return model
