@@ -92,7 +92,8 @@ class Registry(Generic[T]):
         return [(kind, self._entries[kind].label) for kind in self.kinds()]
 
     def __contains__(self, kind: object) -> bool:
-        return kind in self._entries
+        # Any value may be asked about (a JSON body's list, None): only a registered str is in.
+        return isinstance(kind, str) and kind in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)

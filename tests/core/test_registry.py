@@ -32,6 +32,7 @@ def test_register_get_build_and_choices():
     assert channels.choices() == [("email", "email"), ("slack", "Slack webhook")]
     assert channels.label("slack") == "Slack webhook"
     assert "slack" in channels and "sms" not in channels and len(channels) == 2
+    assert ["slack"] not in channels and None not in channels  # unhashable or not a str: just not in
     assert [entry.kind for entry in channels] == ["email", "slack"]
 
     slack = channels.get("slack")
