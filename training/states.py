@@ -30,7 +30,6 @@ class Status(models.TextChoices):
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
-# The stages a worker reports, in the order they happen within one attempt.
 # The worker's stage names (gpu_worker.contract.STAGES), as job states; Status(...) refuses a
 # stage that has no job state, so the two lists cannot drift apart.
 WORKER_STAGES = tuple(Status(stage) for stage in STAGES)
