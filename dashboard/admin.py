@@ -8,6 +8,7 @@ message, never an error page.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from decimal import Decimal
@@ -16,7 +17,6 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count
@@ -40,15 +40,10 @@ from training.models import (
     TrainingJob,
 )
 from training.services import jobs as job_services
-from training.services.datasets import (
-    UploadTooLarge,
-    delete_training_file,
-    ingest_training_file,
-    upload_limit_message,
-)
+from training.services.datasets import delete_training_file, ingest_training_file
 from training.uploads import upload_too_large
 
-from .forms import TrainingFileUploadForm, TrainingJobCreateForm
+from .forms import UPLOAD_TOO_LARGE, TrainingFileUploadForm, TrainingJobCreateForm
 from .views import dashboard_urls
 
 logger = logging.getLogger(__name__)
@@ -143,6 +138,10 @@ class TrainingFileAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("created_by",)
     add_form_template = "admin/training/trainingfile/add_form.html"
+    # The add page uploads a file through the service (as UserAdmin's add_form creates a user);
+    # the change page shows what validation found.
+    add_form = TrainingFileUploadForm
+    add_fieldsets = ((None, {"fields": ("file", "name", "description")}),)
     fieldsets = (
         (None, {"fields": ("name", "description", "validation_badge", "validation_message")}),
         ("File", {"fields": ("file", "format", "record_count", "size", "sha256", "created_by", "created_at", "used_by")}),
@@ -232,65 +231,75 @@ class TrainingFileAdmin(admin.ModelAdmin):
             for record in queryset:
                 delete_training_file(record)
 
-    def add_view(self, request, form_url="", extra_context=None):
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = TrainingFileUploadForm(request.POST or None, request.FILES or None)
-        # The upload handler stopped the file at the limit (or never read it: its declared
-        # length was over): refuse it as the API does.
-        too_large = request.method == "POST" and upload_too_large(request)
-        if too_large:
-            form = TrainingFileUploadForm()
-            form.errors["file"] = form.error_class([upload_limit_message(settings.DATASET_MAX_UPLOAD_BYTES)])
-        elif request.method == "POST" and form.is_valid():
-            try:
-                training_file = ingest_training_file(
-                    uploaded=form.cleaned_data["file"], name=form.cleaned_data["name"],
-                    user=request.user, description=form.cleaned_data["description"],
-                )
-            except ValidationError as exc:
-                form.add_error("file", messages_of(exc))
-            except UploadTooLarge as exc:
-                too_large = True
-                form.add_error("file", str(exc))
-            else:
-                return self._after_upload(request, training_file)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Upload a dataset",
-            "subtitle": None,
-            "adminform": helpers.AdminForm(form, [(None, {"fields": ["file", "name", "description"]})], {}, model_admin=self),
-            "object_id": None, "original": None, "is_popup": False, "to_field": None,
-            "media": self.media + form.media,
-            "inline_admin_formsets": [],
-            "errors": helpers.AdminErrorList(form, []),
-            "preserved_filters": self.get_preserved_filters(request),
-            **(extra_context or {}),
-        }
-        response = self.render_change_form(request, context, add=True, form_url=form_url)
-        if too_large:
-            response.status_code = 413
-        return response
+    # --- add: upload through the service -------------------------------------------------------
 
-    def _after_upload(self, request, training_file: TrainingFile):
-        url = reverse("admin:training_trainingfile_change", args=[training_file.pk])
-        if training_file.was_duplicate:
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else super().get_readonly_fields(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        options = {}
+        if obj is None:
+            options["form"] = self.add_form
+        options.update(kwargs)
+        form = super().get_form(request, obj, **options)
+        if obj is None:
+            # The upload handler stopped the file at the limit (or never read it: its declared
+            # length was over): the form refuses it as the API does. The body has been parsed
+            # by now (the CSRF check and changeform_view read request.POST first).
+            form.upload_refused = request.method == "POST" and upload_too_large(request)
+        return form
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, {"title": "Upload a dataset", **(extra_context or {})})
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        # Stored by the service the API uses; the form's clean refused what it would refuse.
+        data = form.cleaned_data
+        return ingest_training_file(uploaded=data["file"], name=data["name"], user=request.user,
+                                    description=data["description"])
+
+    def save_model(self, request, obj: TrainingFile, form, change: bool) -> None:
+        if change:  # a new record was saved by ingest_training_file (save_form)
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    def log_addition(self, request, obj: TrainingFile, message):
+        # These exact bytes were already this user's: their record was returned, nothing added.
+        if obj.was_duplicate:
+            return None
+        return super().log_addition(request, obj, message)
+
+    def response_add(self, request, obj: TrainingFile, post_url_continue=None):
+        url = reverse("admin:training_trainingfile_change", args=[obj.pk])
+        if obj.was_duplicate:
             self.message_user(request, format_html(
                 'These exact bytes were already uploaded as <a href="{}">{}</a>; nothing new was stored.',
-                url, training_file.name), messages.WARNING)
-        elif not training_file.is_validated:
-            self.log_addition(request, training_file, [{"added": {}}])
-            self.message_user(request, f"Dataset '{training_file.name}' was stored and is being validated in the "
+                url, obj.name), messages.WARNING)
+        elif not obj.is_validated:
+            self.message_user(request, f"Dataset '{obj.name}' was stored and is being validated in the "
                               "background; this page shows its progress.", messages.INFO)
-        elif training_file.is_trainable:
-            self.log_addition(request, training_file, [{"added": {}}])
-            self.message_user(request, f"Dataset '{training_file.name}' is valid: "
-                              f"{(training_file.validation_report or {}).get('message', '')}", messages.SUCCESS)
+        elif obj.is_trainable:
+            self.message_user(request, f"Dataset '{obj.name}' is valid: "
+                              f"{(obj.validation_report or {}).get('message', '')}", messages.SUCCESS)
         else:
-            self.log_addition(request, training_file, [{"added": {}}])
-            self.message_user(request, f"Dataset '{training_file.name}' was stored but is invalid and cannot be "
-                              f"trained: {(training_file.validation_report or {}).get('message', '')}", messages.WARNING)
+            self.message_user(request, f"Dataset '{obj.name}' was stored but is invalid and cannot be "
+                              f"trained: {(obj.validation_report or {}).get('message', '')}", messages.WARNING)
         return HttpResponseRedirect(url)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        response = super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+        # An upload refused for its size is answered 413, as the API answers it.
+        if add and context["adminform"].form.has_error("file", UPLOAD_TOO_LARGE):
+            response.status_code = 413
+        return response
 
 
 # --- Catalogue --------------------------------------------------------------------------------
@@ -475,6 +484,15 @@ class TrainingJobAdmin(admin.ModelAdmin):
     inlines = (JobEventInline,)
     filter_horizontal = ("tags",)
     add_form_template = "admin/training/trainingjob/add_form.html"
+    # The add page creates through job_services.create_job (as UserAdmin's add_form creates a
+    # user); "Preview estimate" (PREVIEW) shows the estimate first and saves nothing.
+    add_form = TrainingJobCreateForm
+    add_fieldsets = (
+        (None, {"fields": ("training_file", "base_model", "preset", "template")}),
+        ("Where it runs", {"fields": ("executor", "gpu_type", "gpu_pricing_tier")}),
+        ("Description", {"fields": ("name", "notes", "tags", "client", "project")}),
+    )
+    PREVIEW = "_preview"
     # The user may annotate a job; everything else is the configuration frozen at creation, or
     # belongs to the lifecycle and the worker.
     EDITABLE = ("notes", "tags")
@@ -495,9 +513,11 @@ class TrainingJobAdmin(admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related("tags")
 
     def get_fieldsets(self, request, obj=None):
-        return self.change_fieldsets
+        return self.add_fieldsets if obj is None else self.change_fieldsets
 
     def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
         names = [f for _, opts in self.change_fieldsets for f in opts["fields"]]
         return [f for f in names if f not in self.EDITABLE]
 
@@ -518,6 +538,8 @@ class TrainingJobAdmin(admin.ModelAdmin):
         job_services.delete_job(obj)
 
     def save_model(self, request, obj: TrainingJob, form, change: bool) -> None:
+        if not change:
+            return  # create_job saved the new job (save_form)
         # Only the annotation columns: saving the whole row would write back stale status,
         # progress and cost over what the worker reported since this page was loaded.
         fields = [f for f in form.changed_data if f in self.EDITABLE and f != "tags"]
@@ -659,40 +681,23 @@ class TrainingJobAdmin(admin.ModelAdmin):
             return JsonResponse({"errors": errors}, status=400)
         return JsonResponse(estimate)
 
+    def get_form(self, request, obj=None, **kwargs):
+        options = {}
+        if obj is None:
+            options["form"] = self.add_form
+        options.update(kwargs)
+        return super().get_form(request, obj, **options)
+
+    def get_changeform_initial_data(self, request) -> dict[str, str]:
+        # The add form's own fields (tags is comma-separated text, not the M2M Django's default
+        # would split on commas); a preview starts from what was posted.
+        data = request.POST if self.PREVIEW in request.POST else request.GET
+        return {name: data[name] for name in self.add_form.base_fields if name in data}
+
     def add_view(self, request, form_url="", extra_context=None):
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = TrainingJobCreateForm(request.POST or None)
-        estimate = None
-        if request.method == "POST" and form.is_valid():
-            if "_preview" in request.POST:
-                estimate = form.estimate()
-            else:
-                job = form.create(request.user)
-                if job is not None:
-                    self.log_addition(request, job, [{"added": {}}])
-                    url = reverse("admin:training_trainingjob_change", args=[job.pk])
-                    self.message_user(request, format_html(
-                        'Created <a href="{}">{}</a>: {}. It is pending; use "Start selected jobs" to launch it.',
-                        url, job.name, job.estimate.get("summary", "")), messages.SUCCESS)
-                    return HttpResponseRedirect(url)
-        fieldsets = [
-            (None, {"fields": ["training_file", "base_model", "preset", "template"]}),
-            ("Where it runs", {"fields": ["executor", "gpu_type", "gpu_pricing_tier"]}),
-            ("Description", {"fields": ["name", "notes", "tags", "client", "project"]}),
-        ]
         context = {
-            **self.admin_site.each_context(request),
-            "title": "Add training job",
-            "subtitle": None,
-            "adminform": helpers.AdminForm(form, fieldsets, {}, model_admin=self),
-            "object_id": None, "original": None, "is_popup": False, "to_field": None,
-            "media": self.media + form.media,
-            "inline_admin_formsets": [],
-            "errors": helpers.AdminErrorList(form, []),
-            "preserved_filters": self.get_preserved_filters(request),
-            "estimate": estimate,
-            "estimate_html": estimate_table(estimate) if estimate else "",
+            "estimate": None,
+            "estimate_html": "",
             "estimate_url": reverse("admin:training_trainingjob_estimate"),
             "preset_notes": {
                 str(p.pk): f"{p.explanation} Best for: {p.best_for}"
@@ -700,7 +705,35 @@ class TrainingJobAdmin(admin.ModelAdmin):
             },
             **(extra_context or {}),
         }
-        return self.render_change_form(request, context, add=True, form_url=form_url)
+        if request.method == "POST" and self.PREVIEW in request.POST and self.has_add_permission(request):
+            form = self.get_form(request)(request.POST)
+            if form.is_valid():
+                # Saves nothing: the page is rendered as the add page's GET, its initial data
+                # what was posted (get_changeform_initial_data), with the estimate. An invalid
+                # preview goes on as a POST: Django's view shows its errors and saves nothing.
+                estimate = form.estimate()
+                preview = copy.copy(request)
+                preview.method = "GET"
+                context |= {"estimate": estimate, "estimate_html": estimate_table(estimate)}
+                return super().add_view(preview, form_url, context)
+        return super().add_view(request, form_url, context)
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        # Created by the service the API uses; the form's clean refused what it would refuse.
+        return form.create(request.user)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        if change:  # create_job set the new job's tags
+            super().save_related(request, form, formsets, change)
+
+    def response_add(self, request, obj: TrainingJob, post_url_continue=None):
+        url = reverse("admin:training_trainingjob_change", args=[obj.pk])
+        self.message_user(request, format_html(
+            'Created <a href="{}">{}</a>: {}. It is pending; use "Start selected jobs" to launch it.',
+            url, obj.name, obj.estimate.get("summary", "")), messages.SUCCESS)
+        return HttpResponseRedirect(url)
 
 
 # --- What jobs report (read-only) --------------------------------------------------------------

@@ -1,4 +1,12 @@
-"""Admin forms: creating a job (with its estimate first) and uploading a dataset."""
+"""Admin forms: creating a job (with its estimate first) and uploading a dataset.
+
+Both are the admin's `add_form`s (ModelAdmin.get_form picks them for the add page, as
+django.contrib.auth's UserAdmin does): ModelForms because the admin builds its forms with
+modelform_factory, whose fields are the service's inputs rather than the model's columns. Their
+clean methods run every check the service would make, so a valid form is always saved: the
+admin's save_form hands it to the service (`create()`, `ingest_training_file`), the same path
+the API takes.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +23,16 @@ from training.models import (
     BaseModel,
     ConfigurationTemplate,
     HyperparameterPreset,
+    TrainingFile,
     TrainingJob,
 )
 from training.services import jobs as job_services
+from training.services.datasets import UploadTooLarge, check_upload, upload_limit_message
 from training.services.estimate import estimate_for_configuration
+
+# The error code of an upload refused for its size: the admin answers it with 413, as the API does.
+UPLOAD_TOO_LARGE = "upload_too_large"
+TAGS_MESSAGE = "Tags may contain letters, numbers, hyphens and underscores only."
 
 
 def preset_help() -> str:
@@ -29,9 +43,10 @@ def preset_help() -> str:
     )
 
 
-class TrainingJobCreateForm(forms.Form):
+class TrainingJobCreateForm(forms.ModelForm):
     """Dataset + base model + preset (or template) + options. `estimate()` previews what
-    `create()` would store; both go through the same services as the API."""
+    `create()` would store; both go through the same services as the API. clean() resolves the
+    configuration as create_job will, so its errors show on the field they name."""
 
     training_file = forms.ModelChoiceField(
         queryset=defaults.trainable_files(),
@@ -54,6 +69,18 @@ class TrainingJobCreateForm(forms.Form):
                                          label="GPU pricing", help_text="Spot is 50-80% cheaper and may be interrupted; "
                                          "interrupted jobs resume from their last checkpoint.")
 
+    class Meta:
+        model = TrainingJob
+        fields = ("training_file", "base_model", "preset", "template", "executor", "gpu_type", "gpu_pricing_tier",
+                  "name", "notes", "tags", "client", "project")
+        # Every field is declared above: create_job's inputs, not the model's columns (tags is
+        # comma-separated text, base_model may be left empty). Excluded from the ModelForm's own
+        # handling, so it neither initialises, fills nor validates a TrainingJob of its own.
+        exclude = fields
+
+    # What resolve_configuration made of a valid form (set by clean()).
+    configuration: dict[str, Any]
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["preset"].help_text = preset_help()
@@ -64,10 +91,29 @@ class TrainingJobCreateForm(forms.Form):
         if preset is not None:
             self.fields["preset"].initial = preset.pk
 
+    def clean_tags(self) -> str:
+        slug = forms.SlugField()
+        try:
+            for tag in self.tag_names():
+                slug.clean(tag)
+        except ValidationError as exc:
+            raise ValidationError(TAGS_MESSAGE) from exc
+        return self.cleaned_data["tags"]
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if not data.get("preset") and not data.get("template"):
             self.add_error("preset", "Pick a preset or a template.")
+        if not self.errors:
+            # What create_job would refuse, refused here: a valid form is always created.
+            try:
+                defaults.require_trainable(data["training_file"])
+                self.configuration = job_services.resolve_configuration(
+                    base_model=self.resolved_base_model(), preset=data.get("preset"), template=data.get("template"),
+                    overrides=self.overrides(),
+                )
+            except ValidationError as exc:
+                self.add_service_error(exc)
         return data
 
     # --- what the services get --------------------------------------------------------------
@@ -88,38 +134,22 @@ class TrainingJobCreateForm(forms.Form):
         return [t.strip().lower() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
 
     def estimate(self) -> dict[str, Any] | None:
-        """The estimate create() would store; None (with errors added) if the configuration is bad."""
-        data = self.cleaned_data
-        base_model = self.resolved_base_model()
-        try:
-            configuration = job_services.resolve_configuration(
-                base_model=base_model, preset=data.get("preset"), template=data.get("template"),
-                overrides=self.overrides(),
-            )
-        except ValidationError as exc:
-            self.add_service_error(exc)
+        """The estimate create() would store; None if the form is not valid (its errors say why)."""
+        if not self.is_valid():
             return None
-        return estimate_for_configuration(training_file=data["training_file"], base_model=base_model,
-                                          configuration=configuration) | {"configuration": configuration}
+        data = self.cleaned_data
+        return estimate_for_configuration(training_file=data["training_file"], base_model=self.resolved_base_model(),
+                                          configuration=self.configuration) | {"configuration": self.configuration}
 
-    def create(self, user) -> TrainingJob | None:
+    def create(self, user) -> TrainingJob:
+        """The job, created by job_services.create_job (the API's path) from a valid form."""
         data = self.cleaned_data
-        try:
-            tags = self.tag_names()
-            for tag in tags:
-                forms.SlugField().clean(tag)
-            return job_services.create_job(
-                user=user, training_file=data["training_file"], base_model=self.resolved_base_model(),
-                preset=data.get("preset"), template=data.get("template"), overrides=self.overrides(),
-                name=data.get("name", ""), notes=data.get("notes", ""), client=data.get("client", ""),
-                project=data.get("project", ""), tags=tags,
-            )
-        except ValidationError as exc:
-            if not hasattr(exc, "error_dict") and exc.messages and "slug" in " ".join(exc.messages).lower():
-                self.add_error("tags", "Tags may contain letters, numbers, hyphens and underscores only.")
-            else:
-                self.add_service_error(exc)
-            return None
+        return job_services.create_job(
+            user=user, training_file=data["training_file"], base_model=self.resolved_base_model(),
+            preset=data.get("preset"), template=data.get("template"), overrides=self.overrides(),
+            name=data.get("name", ""), notes=data.get("notes", ""), client=data.get("client", ""),
+            project=data.get("project", ""), tags=self.tag_names(),
+        )
 
     def add_service_error(self, exc: ValidationError) -> None:
         """A service's ValidationError on this form: on the field it names, else on the form."""
@@ -134,8 +164,41 @@ class TrainingJobCreateForm(forms.Form):
                 self.add_error(None, [f"{field}: {m}" for m in messages])
 
 
-class TrainingFileUploadForm(forms.Form):
+class TrainingFileUploadForm(forms.ModelForm):
+    """A dataset upload, refused here for whatever ingest_training_file would refuse before
+    reading it (its name, its size), so a valid upload is always stored."""
+
+    # True when the upload handler stopped the file at DATASET_MAX_UPLOAD_BYTES (or never read
+    # it); the admin's get_form sets it from the request (training.uploads.upload_too_large).
+    upload_refused: bool = False
+
     file = forms.FileField(help_text="A .json array of records or a .jsonl file (one record per line): "
                                      "chat messages, training pairs, or prompt/completion.")
     name = forms.CharField(max_length=255, required=False, help_text="Empty: the file's name.")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    class Meta:
+        model = TrainingFile
+        fields = ("file", "name", "description")
+        # Declared above: ingest_training_file's inputs; it builds the record (blob, sha256, owner).
+        exclude = fields
+
+    def clean_file(self):
+        uploaded = self.cleaned_data["file"]
+        try:
+            check_upload(uploaded)
+        except UploadTooLarge as exc:
+            raise ValidationError(str(exc), code=UPLOAD_TOO_LARGE) from exc
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict.get("file") or exc.messages) from exc
+        return uploaded
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.upload_refused:
+            # The handler dropped the file at the limit: that, not what the field made of the
+            # rest ("This field is required."), is the error.
+            self.errors.pop("file", None)
+            self.add_error("file", ValidationError(upload_limit_message(settings.DATASET_MAX_UPLOAD_BYTES),
+                                                   code=UPLOAD_TOO_LARGE))
+        return data

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.messages import WARNING
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -342,3 +343,41 @@ def test_a_job_page_renders_an_estimate_of_another_shape(admin_client_for_staff,
     job = make_job(estimate={"cost": {"expected": "1.00"}, "stages": "odd"})
     response = admin_client_for_staff.get(reverse("admin:training_trainingjob_change", args=[job.pk]))
     assert response.status_code == 200 and "odd" in response.content.decode()
+
+
+# --- The add pages through Django's ModelAdmin API (add_form, save_form, response_add) ------------
+
+
+def test_a_preview_shows_what_was_posted_and_saves_nothing(admin_client_for_staff, make_dataset):
+    dataset = make_dataset()
+    preview = admin_client_for_staff.post(reverse("admin:training_trainingjob_add"),
+                                          {**job_form(dataset), "_preview": "1"})
+    assert preview.status_code == 200 and not preview.context["errors"]
+    html = preview.content.decode()
+    assert 'value="Elena v1"' in html and 'value="elena, first-run"' in html
+    assert f'<option value="{dataset.pk}" selected>' in html
+    assert TrainingJob.objects.count() == 0 and not LogEntry.objects.exists()
+
+
+def test_the_add_form_starts_from_the_default_preset(admin_client_for_staff):
+    form = admin_client_for_staff.get(reverse("admin:training_trainingjob_add")).context["adminform"].form
+    assert str(form["preset"].value()) == str(HyperparameterPreset.objects.get(slug="balanced").pk)
+    assert not form["tags"].value()
+
+
+def test_a_tag_that_is_not_a_slug_is_an_error_on_the_tags_field(admin_client_for_staff, make_dataset):
+    response = admin_client_for_staff.post(reverse("admin:training_trainingjob_add"),
+                                           {**job_form(make_dataset(), tags="elena, first run!"), "_save": "1"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["tags"] == [
+        "Tags may contain letters, numbers, hyphens and underscores only."]
+    assert TrainingJob.objects.count() == 0
+
+
+def test_creating_a_job_or_a_dataset_is_logged_once_and_a_duplicate_upload_not_at_all(admin_client_for_staff,
+                                                                                      make_dataset):
+    admin_client_for_staff.post(reverse("admin:training_trainingjob_add"), {**job_form(make_dataset()), "_save": "1"})
+    upload(admin_client_for_staff, "elena.jsonl", CHAT, name="Elena chats")
+    upload(admin_client_for_staff, "copy.jsonl", CHAT)
+    assert sorted(LogEntry.objects.values_list("object_repr", "action_flag")) == [
+        ("Elena chats", ADDITION), ("Elena v1", ADDITION)]

@@ -76,6 +76,21 @@ def upload_limit_message(limit: int) -> str:
 # --- Upload ----------------------------------------------------------------------------------
 
 
+def check_upload(uploaded, *, max_bytes: int | None = None) -> None:
+    """What ingest_training_file refuses before reading a byte: ValidationError (under `file`)
+    for a name that is not .json/.jsonl, UploadTooLarge for a declared size over the limit.
+    The admin's upload form runs it in its clean, so a valid form's upload is stored."""
+    filename = _filename(uploaded)
+    if Path(filename).suffix.lower() not in ALLOWED_EXTENSIONS:
+        raise ValidationError(
+            {"file": f"'{filename}' must be .json or .jsonl (a JSON array of records or one record per line)."}
+        )
+    limit = settings.DATASET_MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
+    declared = _declared_size(uploaded)
+    if declared is not None and declared > limit:
+        raise UploadTooLarge(limit)
+
+
 def ingest_training_file(
     *, uploaded, name: str = "", user=None, description: str = "", validate: str = "auto",
     max_bytes: int | None = None,
@@ -89,16 +104,10 @@ def ingest_training_file(
     command). The returned record has `was_duplicate`: True when this user had already
     uploaded these exact bytes (their record is returned, unchanged).
     """
+    check_upload(uploaded, max_bytes=max_bytes)
     filename = _filename(uploaded)
     ext = Path(filename).suffix.lower()
-    if ext not in ALLOWED_EXTENSIONS:
-        raise ValidationError(
-            {"file": f"'{filename}' must be .json or .jsonl (a JSON array of records or one record per line)."}
-        )
     limit = settings.DATASET_MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
-    declared = _declared_size(uploaded)
-    if declared is not None and declared > limit:
-        raise UploadTooLarge(limit)
     owner = user if getattr(user, "pk", None) else None
     with tempfile.TemporaryDirectory(prefix="dataset-") as tmp:
         local = Path(tmp) / f"upload{ext}"
