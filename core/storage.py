@@ -23,6 +23,7 @@ multipart above TransferConfig's threshold, so they have no such limit.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -214,7 +215,7 @@ def save_file(key: str, local_path: Path) -> int:
 
 
 def save_bytes(key: str, data: bytes) -> int:
-    import io
+
 
     return save_stream(key, io.BytesIO(data), length=len(data))
 

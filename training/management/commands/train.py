@@ -37,8 +37,15 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
 
 from training import defaults
+from training.executors import ExecutorError, get_executor
+from training.models import BaseModel, HyperparameterPreset, MetricPoint
+from training.services import jobs, polling
+from training.services.datasets import UploadTooLarge, delete_training_file, ingest_training_file
+from training.services.worker_config import job_store_root
 
 POLL_SECONDS = 2.0
 PLAIN_PROGRESS_SECONDS = 10.0
@@ -62,7 +69,6 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="Run to the end here, showing progress.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from training.services import jobs
 
         # Tasks run eagerly on the in-memory broker here; kombu warns that "memory://" names no
         # host each time one is enqueued, which is noise on this command's output.
@@ -128,7 +134,6 @@ class Command(BaseCommand):
 
     @staticmethod
     def resolve_base_model(value: str):
-        from training.models import BaseModel
 
         if not value:
             return None
@@ -154,7 +159,6 @@ class Command(BaseCommand):
 
     @staticmethod
     def resolve_preset(slug: str):
-        from training.models import HyperparameterPreset
 
         preset = HyperparameterPreset.objects.filter(slug=slug, is_active=True).first()
         if preset is None:
@@ -163,11 +167,6 @@ class Command(BaseCommand):
         return preset
 
     def ingest(self, path: Path, user):
-        from training.services.datasets import (
-            UploadTooLarge,
-            delete_training_file,
-            ingest_training_file,
-        )
 
         if not path.is_file():
             raise CommandError(f"--dataset {path}: no such file.", returncode=2)
@@ -208,7 +207,6 @@ class Command(BaseCommand):
     # --- watching ---------------------------------------------------------------------------
 
     def watch(self, job) -> int:
-        from training.services import jobs, polling
 
         # SIGTERM (a closed terminal, `kill`) cancels the job like Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -254,7 +252,6 @@ class Command(BaseCommand):
         return 130 if interrupted else 1
 
     def print_summary(self, job) -> None:
-        from training.services.worker_config import job_store_root
 
         write = self.stdout.write
         duration = _duration(job.elapsed.total_seconds()) if job.elapsed else "?"
@@ -288,7 +285,6 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def progress_line(job) -> str:
-    from training.models import MetricPoint
 
     total = job.total_steps or 0
     step = job.current_step or 0
@@ -313,7 +309,6 @@ def progress_line(job) -> str:
 
 def wait_for_worker_exit(job) -> None:
     """Let the worker finish sending its last reports before our webhook server goes away."""
-    from training.executors import ExecutorError, get_executor
 
     if not job.attempt_ref.get("pid"):
         return
@@ -330,8 +325,6 @@ def wait_for_worker_exit(job) -> None:
 
 def serve_webhook():
     """The project's WSGI application on 127.0.0.1:<ephemeral>, in daemon threads."""
-    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-    from django.core.wsgi import get_wsgi_application
 
     class QuietHandler(WSGIRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
