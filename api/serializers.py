@@ -18,6 +18,7 @@ from training.models import (
     BaseModel,
     ConfigurationTemplate,
     HyperparameterPreset,
+    JobAttempt,
     JobEvent,
     MetricPoint,
     TrainingFile,
@@ -210,8 +211,30 @@ class JobListSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class JobAttemptSerializer(serializers.ModelSerializer):
+    """One attempt of a job: its worker's executor, tier, GPU and rate, when it ran, what it cost,
+    how it ended and, if interrupted, the training minutes and dollars it lost."""
+
+    cost = serializers.DecimalField(max_digits=10, decimal_places=2, read_only=True)
+    lost_minutes = serializers.IntegerField(read_only=True)
+    lost_dollars = serializers.DecimalField(max_digits=10, decimal_places=2, read_only=True)
+    lost_summary = serializers.CharField(read_only=True, help_text='For people: "12 min lost ($0.42)".')
+
+    class Meta:
+        model = JobAttempt
+        fields = [
+            "number", "executor", "pricing_tier", "gpu_type", "hourly_rate", "launched_at", "started_at",
+            "ended_at", "billable_seconds", "cost", "outcome", "reason", "exit_code", "resumed_from_step",
+            "lost_seconds", "lost_minutes", "lost_dollars", "lost_summary",
+        ]
+        read_only_fields = fields
+
+
 class JobDetailSerializer(JobListSerializer):
     parent = JobSummarySerializer(read_only=True, allow_null=True)
+    attempts = JobAttemptSerializer(many=True, read_only=True)
+    # The current attempt's executor reference (kept under its old name for API clients).
+    executor_ref = serializers.DictField(source="attempt_ref", read_only=True)
     retries = JobSummarySerializer(many=True, read_only=True)
     recovery_summary = serializers.CharField(read_only=True)
     hyperparameters = serializers.DictField(read_only=True)
@@ -232,7 +255,7 @@ class JobDetailSerializer(JobListSerializer):
             "latest_perplexity", "estimated_time_remaining_minutes", "results",
             # Errors and recovery
             "error_type", "error_message", "error_suggested_fix", "error_details", "retry_count",
-            "checkpoint_recovery_count", "lost_seconds", "recovery_summary", "retries",
+            "checkpoint_recovery_count", "lost_seconds", "recovery_summary", "retries", "attempts",
         ]
         read_only_fields = fields
 

@@ -298,6 +298,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # A job's tier and each of its attempts' tiers are one choice set: one name in the schema.
+    "ENUM_NAME_OVERRIDES": {"PricingTierEnum": "training.models.TrainingJob.PricingTier"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------

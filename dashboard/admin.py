@@ -505,6 +505,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
         ("Training", {"fields": ("current_epoch", "current_step", "total_steps", "latest_loss", "latest_eval_loss",
                                  "latest_learning_rate", "latest_perplexity", "estimated_time_remaining_minutes",
                                  "last_checkpoint_step", "last_heartbeat_at", "attempt")}),
+        ("Attempts", {"fields": ("attempts_table",)}),
         ("Notes", {"fields": ("notes", "tags", "client", "project", "description")}),
         ("Configuration", {"classes": ("collapse",), "fields": ("configuration_json", "results_json", "error_details_json")}),
     )
@@ -570,6 +571,32 @@ class TrainingJobAdmin(admin.ModelAdmin):
         over = obj.cost_estimate is not None and obj.actual_cost > obj.cost_estimate * Decimal("1.2")
         actual = format_html('<span style="color:{}">${}</span>', "#dc2626" if over else "inherit", obj.actual_cost)
         return format_html("{} / {}", estimate, actual)
+
+    ATTEMPT_COLUMNS = ("#", "Executor", "Tier", "GPU", "Rate", "Launched", "Started", "Ended", "Billed", "Outcome",
+                       "Reason", "Resumed from step", "Lost")
+
+    @admin.display(description="Attempts")
+    def attempts_table(self, obj: TrainingJob) -> str:
+        """Each attempt: where it ran, what it cost, how it ended, and what an interruption lost
+        (minutes of training, dollars at the attempt's rate). A table, not an inline, so the
+        change form posts no formset for it."""
+        attempts = list(obj.attempts.order_by("number"))
+        if not attempts:
+            return "Not launched yet."
+
+        def when(value) -> str:
+            return value.isoformat(timespec="seconds") if value else "—"
+
+        rows = format_html_join("", "<tr>{}</tr>", (
+            (format_html_join("", "<td>{}</td>", ((cell,) for cell in (
+                a.number, a.executor, a.get_pricing_tier_display(), a.gpu_type or "—", f"${a.hourly_rate:.2f}/h",
+                when(a.launched_at), when(a.started_at), when(a.ended_at),
+                f"{minutes_text(a.billable_seconds / 60)}, ${a.cost}", a.get_outcome_display(),
+                obj.mask_secret(a.reason) or "—", "—" if a.resumed_from_step is None else a.resumed_from_step,
+                a.lost_summary or "—"))),)
+            for a in attempts))
+        head = format_html_join("", "<th>{}</th>", ((c,) for c in self.ATTEMPT_COLUMNS))
+        return format_html('<table id="attempts-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, rows)
 
     @admin.display(description="Duration (actual / est.)")
     def duration(self, obj: TrainingJob) -> str:

@@ -257,6 +257,21 @@ def metric_rows(job: TrainingJob) -> list[dict[str, Any]]:
     return [{**row, "reported_at": row["reported_at"].isoformat(timespec="seconds")} for row in rows]
 
 
+def interruption_rows(job: TrainingJob) -> list[dict[str, Any]]:
+    """The job's interrupted attempts, oldest first, with what each lost, for people."""
+    rows = []
+    for attempt in job.attempts.interruptions().order_by("number"):
+        rows.append({
+            "number": attempt.number, "tier": attempt.get_pricing_tier_display(),
+            "gpu": attempt.gpu_type or "—", "rate": f"${attempt.hourly_rate:.2f}/h",
+            "ran": duration_text(attempt.seconds_until(attempt.ended_at)) if attempt.ended_at else "—",
+            "ended_at": attempt.ended_at.isoformat(timespec="seconds") if attempt.ended_at else "—",
+            "reason": job.mask_secret(attempt.reason), "lost_minutes": f"{attempt.lost_minutes} min",
+            "lost_dollars": f"${attempt.lost_dollars}",
+        })
+    return rows
+
+
 # --- Views -------------------------------------------------------------------------------------
 
 
@@ -280,6 +295,7 @@ def dashboard_view(model_admin, request, object_id: str):
         "text": data["text"],
         "stages": stage_times(job),
         "metric_rows": metric_rows(job),
+        "interruption_rows": interruption_rows(job),
         # Payloads are the worker's text: shown with the job's secret masked.
         "events": [(e, event_summary(payload), payload_text(payload))
                    for e in events[:EVENT_ROWS] for payload in [job.mask_secret(e.payload)]],

@@ -12,7 +12,7 @@ the last one, or from the launch before there is one:
   start-up grace when there was none.
 
 Neither deadline matters for a worker the executor reports gone or exited: that is decided from
-the executor's answer at once (services.execution.interruption_reason), so a killed process is
+the executor's answer at once (services.polling.interruption_reason), so a killed process is
 recovered on the next poll, not after a heartbeat timeout.
 """
 

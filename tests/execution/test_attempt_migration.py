@@ -48,9 +48,9 @@ def make_old_job(apps, **fields):
     return TrainingJob.objects.create(**{**defaults, **fields})
 
 
-def event(apps, job, event_type, at, attempt, **payload):
+def event(apps, job, event_type, at, of_attempt, **payload):
     apps.get_model("training", "JobEvent").objects.create(job=job, event_type=event_type, received_at=at,
-                                                          attempt=attempt, payload=payload, source="test")
+                                                          attempt=of_attempt, payload=payload, source="test")
 
 
 def test_a_job_recovered_twice_gets_three_attempts_with_their_bills_and_losses(old_state):
