@@ -51,7 +51,7 @@ class ExecutorError(Exception):
     """A launch/poll/cancel failure, classified for the user.
 
     `transient` failures (no capacity, network) are retried automatically with backoff
-    (services.execution.schedule_launch_retry).
+    (services.launching.schedule_launch_retry).
     """
 
     def __init__(self, error_type: str, message: str, suggested_fix: str = "", *,
@@ -75,7 +75,7 @@ class Executor(ABC):
 
     @abstractmethod
     def poll(self, job: TrainingJob) -> PodState:
-        """Report the state of the worker recorded in job.executor_ref."""
+        """Report the state of the worker recorded in the current attempt's ref (job.attempt_ref)."""
 
     @abstractmethod
     def cancel(self, job: TrainingJob) -> None:
