@@ -103,7 +103,7 @@ FORGE = f"""
 import time, uuid
 from django.core import signing
 from django.test import Client
-from core import url_signing as signing as url_signing
+from core import url_signing
 repository_key = {EMBEDDED_KEY!r}
 job_id = str(uuid.uuid4())
 payload = {{"j": job_id, "k": "adapter", "f": "", "u": 1, "x": int(time.time()) + 3600}}

@@ -21,7 +21,8 @@ def test_existing_events_get_their_fields_from_their_payloads():
     TrainingJob = old.get_model("training", "TrainingJob")
     JobEvent = old.get_model("training", "JobEvent")
     user = User.objects.create(username="before")
-    model = BaseModel.objects.first()  # the catalogue migration 0002 seeds
+    model = BaseModel.objects.create(slug="before-0008", name="m", model_id="m/m", parameter_count=1,
+                                     recommended_gpu="cpu")
     training_file = TrainingFile.objects.create(name="d", file="datasets/d.jsonl", sha256="0" * 64, created_by=user)
     job = TrainingJob.objects.create(name="j", training_file=training_file, base_model=model, configuration={})
     rows = {
