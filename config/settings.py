@@ -153,9 +153,13 @@ DATABASES = {"default": environ.Env.db_url_config(
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The embedded default serves webhooks from threads while the command polls: wait for the
-    # write lock instead of failing, and let readers proceed during writes (WAL).
+    # write lock instead of failing, and let readers proceed during writes (WAL). Transactions
+    # take the write lock when they begin (IMMEDIATE): SQLite has no row locks, so a transaction
+    # that reads a job and then writes it (ingestion, a transition) is serialised from its
+    # first read, and never fails upgrading a read lock to a write one.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+         "transaction_mode": "IMMEDIATE"}
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)

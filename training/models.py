@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -722,6 +722,56 @@ class JobAttempt(models.Model):
         self.close(self.Outcome.INTERRUPTED, until=until, reason=reason)
 
 
+class MetricPointQuerySet(models.QuerySet):
+    # Rows per INSERT: 16 parameters each, under SQLite's 32,766-variable limit.
+    UPSERT_ROWS = 1000
+
+    def store_batch(self, job_id: Any, attempt: int, points: dict[int, dict[str, Any]], reported_at) -> set[int]:
+        """Insert or update one row per step in one statement per UPSERT_ROWS points; returns
+        the steps that were already stored (their summaries must be recomputed, not merged).
+
+        The merge rule, in SQL so a re-reported step costs what a new one does: within an
+        attempt a later partial point (eval_loss only) fills in and never nulls out; a newer
+        attempt that re-trains the step replaces the superseded attempt's figures. The caller
+        holds the job's row lock (ingestion), so no other batch of the job interleaves."""
+        if not points:
+            return set()
+        steps = sorted(points)
+        existing = set(self.filter(job_id=job_id, step__in=steps).order_by().values_list("step", flat=True))
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        names = self.model.VALUE_FIELDS
+        columns = ", ".join(connection.ops.quote_name(c) for c in ("job_id", "attempt", "step", *names, "reported_at"))
+        merge = ", ".join(
+            f"{q} = CASE WHEN {table}.attempt < excluded.attempt THEN excluded.{q} "
+            f"ELSE COALESCE(excluded.{q}, {table}.{q}) END"
+            for q in (connection.ops.quote_name(n) for n in names)
+        )
+        job_value = self.model._meta.get_field("job").get_db_prep_value(job_id, connection)
+        at = self.model._meta.get_field("reported_at").get_db_prep_value(reported_at, connection)
+        conflict = (f"ON CONFLICT (job_id, step) DO UPDATE SET {merge}, "
+                    "attempt = excluded.attempt, reported_at = excluded.reported_at")
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One array per column: a 1,000-point batch is 15 parameters, not 16,000 for the
+                # driver to splice into the statement.
+                types = [self.model._meta.get_field(n).db_type(connection) for n in ("step", *names)]
+                arrays = ", ".join(f"%s::{t}[]" for t in types)
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT %s, %s, u.*, %s FROM UNNEST({arrays}) AS u {conflict}",
+                    [job_value, attempt, at, steps, *([points[step][n] for step in steps] for n in names)],
+                )
+                return existing
+            row = "(" + ", ".join(["%s"] * (len(names) + 4)) + ")"
+            for start in range(0, len(steps), self.UPSERT_ROWS):
+                chunk = steps[start:start + self.UPSERT_ROWS]
+                params: list[Any] = []
+                for step in chunk:
+                    params += [job_value, attempt, step, *(points[step][n] for n in names), at]
+                cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} {conflict}",
+                               params)
+        return existing
+
+
 class MetricPoint(models.Model):
     """One training step's metrics (seed 002's training_metrics_history). One row per step:
     a repeated or resent point updates the row instead of adding one."""
@@ -742,6 +792,8 @@ class MetricPoint(models.Model):
     gpu_utilization_pct = models.PositiveSmallIntegerField(null=True, blank=True)
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     reported_at = models.DateTimeField(default=timezone.now)
+
+    objects = MetricPointQuerySet.as_manager()
 
     VALUE_FIELDS = (
         "epoch", "train_loss", "eval_loss", "learning_rate", "grad_norm", "perplexity",

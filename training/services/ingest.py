@@ -53,13 +53,10 @@ def ingest_event(headers: Mapping[str, str], body: bytes, *, now: float | None =
 def _apply_once(event: Envelope) -> IngestResult:
     now = timezone.now()
     with transaction.atomic():
-        # The UPDATE both records that the worker is alive and takes the job's row lock
-        # (PostgreSQL) or the write lock (SQLite) before anything is read, so events of one job
-        # apply one at a time and a recovery cannot bump the attempt between our check and our
-        # writes. A refusal or a duplicate rolls it back.
-        if not TrainingJob.objects.filter(pk=event.job_id).update(last_heartbeat_at=now):
-            raise Refused(404, "the job was deleted")  # after its signature verified
-        job = TrainingJob.objects.get(pk=event.job_id)
+        # Take the job's lock before anything is read, so events of one job apply one at a time
+        # and a recovery cannot bump the attempt between our check and our writes. A refusal or
+        # a duplicate rolls everything back.
+        job = _lock_job(event.job_id)
         try:
             # Insert first: of several copies of one event racing here, the unique webhook_id
             # lets exactly one through; the others wait for its commit and then fail.
@@ -78,8 +75,11 @@ def _apply_once(event: Envelope) -> IngestResult:
             logger.info("job %s refused %s seq %s of attempt %s: %s", job.pk, event.type,
                         event.seq, event.attempt, refusal.body["detail"])
             return refusal
-        context: dict[str, Any] = {"job": job, "now": now}
+        context: dict[str, Any] = {"job": job, "now": now, "job_updates": {}}
         note = APPLY[event.type](job, event, now, context)
+        # Every accepted report is a sign of life; written with what applying it changed on the
+        # job (a metrics batch's progress), in one UPDATE.
+        TrainingJob.objects.filter(pk=job.pk).update(last_heartbeat_at=now, **context.pop("job_updates"))
         if note:
             JobEvent.objects.filter(pk=record.pk).update(processing_error=note)
         else:
@@ -91,6 +91,15 @@ def _apply_once(event: Envelope) -> IngestResult:
     if note:
         body["ignored"] = note
     return IngestResult(200, body)
+
+
+def _lock_job(job_id: Any) -> TrainingJob:
+    # PostgreSQL: the job's row lock. SQLite has none and ignores FOR UPDATE; its transactions
+    # take the database's write lock when they begin (transaction_mode IMMEDIATE, settings).
+    job = TrainingJob.objects.select_for_update().filter(pk=job_id).order_by().first()
+    if job is None:
+        raise Refused(404, "the job was deleted")  # after its signature verified
+    return job
 
 
 def _step(event: Envelope) -> int | None:

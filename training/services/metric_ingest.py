@@ -2,7 +2,10 @@
 attempt's; within an attempt a later partial point fills in, never nulls out), keep the range
 summaries current, and move the job's progress and latest_* figures when the batch is news.
 
-Runs inside ingestion's transaction, with the job locked and the report fenced.
+Runs inside ingestion's transaction, with the job locked and the report fenced. A batch costs a
+fixed number of statements whatever its size, and a re-reported step (a retried batch, a
+resumed attempt re-training it) about what a new one does: the points are one upsert, new
+steps' summaries are merged in one more.
 """
 
 from __future__ import annotations
@@ -14,59 +17,40 @@ from typing import Any
 
 from ..models import MetricPoint, TrainingJob
 from . import metric_summaries
-from .reports import Envelope, clean_point
+from .reports import Envelope
 
 
 def apply_metrics(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
     # One batch may carry the same step twice (a train log and an eval log): merge them first.
     incoming: dict[int, dict[str, Any]] = {}
     total_steps: int | None = None
-    # Checked by _check_data already: this cannot raise.
-    for point in sorted((clean_point(p) for p in event.data["points"]), key=lambda p: p["step"]):
+    for point in sorted(event.points, key=lambda p: p["step"]):
         merged = incoming.setdefault(point["step"], dict.fromkeys(MetricPoint.VALUE_FIELDS))
         merged.update({k: v for k, v in point["values"].items() if v is not None})
         total_steps = point["total_steps"] or total_steps
     if not incoming:
         return "an empty batch"
 
-    existing = {
-        row.step: row
-        for row in MetricPoint.objects.select_for_update().filter(job_id=job.pk, step__in=list(incoming)).order_by("step")
-    }
-    to_create, to_update = [], []
-    for step, values in incoming.items():
-        row = existing.get(step)
-        if row is None:
-            to_create.append(MetricPoint(job_id=job.pk, attempt=event.attempt, step=step, reported_at=now, **values))
-            continue
-        # Within an attempt a later partial point (eval_loss only) fills in, never nulls out;
-        # a newer attempt that re-trains the step replaces the superseded attempt's figures.
-        replace = row.attempt < event.attempt
-        for name, value in values.items():
-            if value is not None or replace:
-                setattr(row, name, value)
-        row.attempt, row.reported_at = event.attempt, now
-        to_update.append(row)
-    MetricPoint.objects.bulk_create(to_create)
-    MetricPoint.objects.bulk_update(to_update, [*MetricPoint.VALUE_FIELDS, "attempt", "reported_at"])
-    metric_summaries.update_summaries(job.pk, incoming)
+    existing = MetricPoint.objects.store_batch(job.pk, event.attempt, incoming, now)
+    metric_summaries.update_summaries(job.pk, incoming, existing=existing)
 
-    _update_latest(job, event, now, incoming, total_steps)
+    context["job_updates"].update(_latest(job, event, now, incoming, total_steps))
     # For the hook's receivers (the trend analysis): the batch as stored, merged by step.
     context["points"] = [{"step": step, **values} for step, values in incoming.items()]
     context["total_steps"] = total_steps
     return ""
 
 
-def _update_latest(job: TrainingJob, event: Envelope, now: datetime,
-                   points: dict[int, dict[str, Any]], total_steps: int | None) -> None:
-    """The job's progress and latest_* from the batch's highest step, if that is news."""
+def _latest(job: TrainingJob, event: Envelope, now: datetime,
+            points: dict[int, dict[str, Any]], total_steps: int | None) -> dict[str, Any]:
+    """The job's progress and latest_* from the batch's highest step, if that is news (the
+    ingestion writes them with the heartbeat, in one UPDATE)."""
     top = max(points)
     fresh_attempt = False
     if job.current_step is not None and top < job.current_step:
         fresh_attempt = _progress_is_from_older_attempt(job, event.attempt)
         if not fresh_attempt:
-            return  # a late batch: what the job shows is newer
+            return {}  # a late batch: what the job shows is newer
 
     def latest(name: str) -> Any:
         return next((points[s][name] for s in sorted(points, reverse=True) if points[s][name] is not None), None)
@@ -86,7 +70,7 @@ def _update_latest(job: TrainingJob, event: Envelope, now: datetime,
         progress = min(Decimal(100), Decimal(top * 100) / Decimal(total)).quantize(Decimal("0.01"))
         # Never backwards within an attempt; a new attempt may honestly start lower.
         fields["progress_percentage"] = progress if fresh_attempt else max(progress, job.progress_percentage)
-    TrainingJob.objects.filter(pk=job.pk).update(updated_at=now, **fields)
+    return {"updated_at": now, **fields}
 
 
 def _progress_is_from_older_attempt(job: TrainingJob, attempt: int) -> bool:

@@ -43,6 +43,7 @@ INTEGER_FIELDS = {"gpu_memory_used_mb": INT_MAX, "gpu_memory_total_mb": INT_MAX,
 # PostgreSQL text and jsonb refuse NUL; psycopg cannot encode lone surrogates. The worker's text
 # (error messages, trace tails) is stored with U+FFFD in their place rather than refused.
 UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+ESCAPED_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 # exp() of anything larger overflows a float; such a loss has no meaningful perplexity anyway.
 MAX_LOSS_FOR_PERPLEXITY = 700.0
 
@@ -78,6 +79,8 @@ class Envelope:
     seq: int | None
     timestamp: str | None
     data: dict[str, Any]
+    # A metrics report's points, checked and converted to their columns' values (clean_point).
+    points: tuple[dict[str, Any], ...] = ()
 
 
 def read_report(headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> Envelope:
@@ -113,6 +116,12 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         raise Refused(400, "the body is not JSON", {"body": "not JSON"}) from exc
     if not isinstance(message, dict):
         raise Refused(400, "the body must be a JSON object", {"body": "must be a JSON object"})
+    # NUL and lone surrogates can only arrive escaped (strict JSON refuses raw control
+    # characters; UTF-8 cannot carry surrogates): without such an escape (and without NUL bytes,
+    # which UTF-16/32 bodies have) there is nothing to replace, and walking a 1,000-point batch
+    # would cost more than the rest of its parsing.
+    if b"\x00" not in body and not ESCAPED_UNSTORABLE.search(body):
+        return message
     return _storable(message)
 
 
@@ -170,10 +179,9 @@ def _envelope(message: dict[str, Any], job_id: uuid.UUID, webhook_id: str) -> En
     if not isinstance(data, dict):
         raise invalid("data", "must be a JSON object")
     timestamp = message.get("timestamp")
-    envelope = Envelope(webhook_id, event_type, job_id, attempt, seq,
-                        timestamp if isinstance(timestamp, str) else None, data)
-    _check_data(envelope)
-    return envelope
+    points = _check_data(event_type, data)
+    return Envelope(webhook_id, event_type, job_id, attempt, seq, timestamp if isinstance(timestamp, str) else None,
+                    data, tuple(points))
 
 
 # Per type, the integer fields that reach a column: required, or checked only when present.
@@ -181,22 +189,22 @@ REQUIRED_STEPS = contract.REQUIRED_STEP_FIELDS
 OPTIONAL_STEPS = contract.OPTIONAL_STEP_FIELDS
 
 
-def _check_data(event: Envelope) -> None:
+def _check_data(event_type: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The per-type fields the control plane relies on (docs/worker-contract.md), each within
-    what its column holds."""
-    data = event.data
-    if event.type == "stage_changed" and data.get("stage") not in {s.value for s in WORKER_STAGES}:
+    what its column holds; a metrics report's points come back checked (once: applying uses them)."""
+    points: list[dict[str, Any]] = []
+    if event_type == "stage_changed" and data.get("stage") not in {s.value for s in WORKER_STAGES}:
         raise invalid("stage", f"unknown stage {data.get('stage')!r}")
-    if event.type == "metrics":
-        points = data.get("points")
-        if not isinstance(points, list):
+    if event_type == "metrics":
+        raw = data.get("points")
+        if not isinstance(raw, list):
             raise invalid("points", "must be a list of objects with a non-negative integer step")
-        for index, point in enumerate(points):
-            clean_point(point, f"points[{index}]")
-    if event.type in REQUIRED_STEPS:
-        bounded_int(data.get(REQUIRED_STEPS[event.type]), REQUIRED_STEPS[event.type])
-    if event.type in OPTIONAL_STEPS:
-        bounded_int(data.get(OPTIONAL_STEPS[event.type]), OPTIONAL_STEPS[event.type], required=False)
+        points = [clean_point(point, f"points[{index}]") for index, point in enumerate(raw)]
+    if event_type in REQUIRED_STEPS:
+        bounded_int(data.get(REQUIRED_STEPS[event_type]), REQUIRED_STEPS[event_type])
+    if event_type in OPTIONAL_STEPS:
+        bounded_int(data.get(OPTIONAL_STEPS[event_type]), OPTIONAL_STEPS[event_type], required=False)
+    return points
 
 
 # --- Metric values --------------------------------------------------------------------------------
