@@ -62,6 +62,8 @@ def setup_django() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    # DEBUG off serves the admin's CSS and JS from STATIC_ROOT's manifest, as production does.
+    call_command("collectstatic", "--noinput", verbosity=0)
 
 
 def seed(reseed: bool) -> tuple[object, object, object]:
@@ -133,8 +135,8 @@ def seed(reseed: bool) -> tuple[object, object, object]:
             for minutes, to in ((0, "queued"), (1, "provisioning"), (3, "preprocessing"), (6, "model_loading"),
                                 (18, "training")):
                 events.append(JobEvent(job=job, event_type="status_changed", source="system",
-                                       payload={"from": "", "to": to}, received_at=now - timedelta(hours=2) +
-                                       timedelta(minutes=minutes), processed=True))
+                                       payload={"from": "", "to": to}, new_status=to,
+                                       received_at=now - timedelta(hours=2) + timedelta(minutes=minutes)))
         JobEvent.objects.bulk_create(events, batch_size=2000)
     # COPY bypasses the ingestion, which keeps the downsampling summaries as batches arrive.
     from training.services.metric_summaries import rebuild_summaries
