@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's and Redoc's assets, served from here (works offline)
     "django_celery_beat",
     # Layers, bottom up (docs/ARCHITECTURE.md; .importlinter enforces them): the job, the apps that
     # react to jobs through the job-event hook, the ones that present them.
@@ -304,6 +305,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # A job's tier and each of its attempts' tiers are one choice set: one name in the schema.
     "ENUM_NAME_OVERRIDES": {"PricingTierEnum": "training.models.TrainingJob.PricingTier"},
+    # The docs pages load their JS/CSS from our static files, not a CDN: /api/docs/ renders with no
+    # internet (drf-spectacular-sidecar ships the builds).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery -----------------------------------------------------------------------------------
