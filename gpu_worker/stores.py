@@ -60,11 +60,42 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _process_umask() -> int:
+    """The umask, read without changing it (os.umask sets it, racing the uploader thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shared_mode(base: int) -> int:
+    """`base` (0o644 for files, 0o755 for folders) less the umask: what the job's files get, so
+    the group (a web server, a deployment step, a teammate) can read them, nobody else can
+    write them, and a stricter umask still wins."""
+    return base & ~_process_umask()
+
+
+def share_folder(folder: Path) -> None:
+    """Give `folder`, and everything below it, the group-readable modes of shared_mode."""
+    folder.chmod(shared_mode(0o755))
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(shared_mode(0o755 if path.is_dir() else 0o644))
+
+
 @contextmanager
 def _atomic_target(path: Path) -> Iterator[IO[bytes]]:
     """Yield a temp file beside `path`; rename it into place only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp makes the file private (0600); the stored adapter, checkpoints and reports are
+    # meant to be read by others (the control plane's server, the group).
+    os.fchmod(fd, shared_mode(0o644))
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle

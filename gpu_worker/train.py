@@ -106,6 +106,7 @@ class _Job:
         self.trainer: Any = None
         self.summary: dict[str, Any] = {}
         self.restore_memory_limit: Any = None
+        self.model_path = config.base_model  # resolve_base_model's answer once preprocessing ran
 
     # ----- stages -----
 
@@ -142,6 +143,7 @@ class _Job:
 
         report = data.validate_dataset_file(dataset_path)  # DatasetError: exit 2, no model loaded
         model_path = model_loading.resolve_base_model(config.base_model)
+        self.model_path = model_path
         train_samples, eval_samples = self.tokenize(report, model_path)
 
         self.stage(Stage.MODEL_LOADING)
@@ -378,11 +380,35 @@ class _Job:
     # ----- finalizing + validating -----
 
     def save_adapter(self, trainer: Any, tokenizer: Any) -> Path:
+        """The adapter in PEFT's layout, naming its base model by Hub id (adapter_config.json's
+        base_model_name_or_path, the model card's base_model) so it loads on any machine; where
+        this machine found the weights goes to summary.json (`base_model.local_path`)."""
+        from gpu_worker.model_loading import base_model_hub_id
+        from gpu_worker.stores import share_folder
+
         adapter_dir = self.output_dir / "adapter"
         if adapter_dir.exists():
             shutil.rmtree(adapter_dir)
-        trainer.model.save_pretrained(adapter_dir)
+        hub_id = base_model_hub_id(self.config.base_model, self.model_path)
+        model = trainer.model
+        # PEFT writes what the model was loaded from (here the local cache folder); name the Hub
+        # id for the duration of the save only, so nothing else sees a changed config.
+        base_config = model.get_base_model().config
+        peft_configs = list(model.peft_config.values())
+        recorded = [c.base_model_name_or_path for c in peft_configs], base_config._name_or_path
+        try:
+            for peft_config in peft_configs:
+                peft_config.base_model_name_or_path = hub_id
+            base_config._name_or_path = hub_id
+            model.save_pretrained(adapter_dir)
+        finally:
+            for peft_config, name in zip(peft_configs, recorded[0], strict=True):
+                peft_config.base_model_name_or_path = name
+            base_config._name_or_path = recorded[1]
         tokenizer.save_pretrained(adapter_dir)
+        share_folder(adapter_dir)
+        self.summary["base_model"] = {"configured": self.config.base_model, "hub_id": hub_id,
+                                      "local_path": self.model_path}
         return adapter_dir
 
     def upload_folder(self, folder: Path, prefix: str) -> None:

