@@ -475,10 +475,11 @@ def test_stop_sends_sigterm_and_closes_the_bill(make_job, fake):
                                                  attempt_started_at=timezone.now() - timedelta(hours=1))
     # The fake worker writes its trace once its SIGTERM handler is installed.
     wait_for(lambda: (work_dir(job.pk, 1) / "fake.trace").exists())
-    stopping.stop_attempt(str(job.pk))
+    stopping.stop_attempt(str(job.pk))  # returns once SIGTERM is sent, not when the worker exits
     job.refresh_from_db()
-    assert group_members(job.attempt_ref["pgid"]) == []
     assert job.current_attempt.billing_closed is True
+    assert LocalExecutor().wait_stopped(job, timeout=15)
+    assert group_members(job.attempt_ref["pgid"]) == []
     assert job.actual_cost == Decimal("2.49")
     assert LocalExecutor().poll(job).exit_code == 4
 

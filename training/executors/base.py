@@ -79,7 +79,16 @@ class Executor(ABC):
 
     @abstractmethod
     def cancel(self, job: TrainingJob) -> None:
-        """Stop the worker (SIGTERM first, so it can stop cleanly); a no-op if already gone."""
+        """Ask the worker to stop (SIGTERM first, so it can save a checkpoint and stop cleanly) and
+        return without waiting for it to exit: a user's cancel must not block on the worker.
+        Forcing a worker that does not stop within the grace period is the executor's job, off
+        the caller's path. A no-op if already gone."""
+
+    def wait_stopped(self, job: TrainingJob, timeout: float | None = None) -> bool:
+        """Wait (up to `timeout`, default the executor's grace period and a margin) until the
+        worker cancelled by `cancel` is gone; whether it is. For callers that must not go on
+        beside it (a new attempt replacing a hung one). The default trusts `cancel`."""
+        return True
 
     def log_tail(self, job: TrainingJob, lines: int = 200) -> list[str] | None:
         """The last `lines` lines of the current attempt's worker output, or None where the

@@ -11,7 +11,9 @@ Layout of one attempt, `MEDIA_ROOT/work/<job id>/attempt-<n>/`:
 Exit codes: the worker is started through `local_supervisor.py` (stdlib only), which is the
 leader of a new session and process group, waits for the worker and writes its exit code to
 `worker.exit`. So any process on this host can poll: the supervisor alive means running, an
-exit file means exited with that code, neither means gone (SIGKILL, reboot). A shell wrapper
+exit file means exited with that code, neither means gone (SIGKILL, reboot). The launching
+process reaps the supervisor from a daemon thread the moment it ends (no defunct process left
+behind while the launcher lives on, as a Celery worker or the `train` command does). A shell wrapper
 (`sh -c '...; echo $? > file'`) was rejected: sh dies of the same SIGTERM we send the group to
 stop the worker cleanly, and the exit code is lost exactly when it matters.
 
@@ -26,6 +28,11 @@ Settings read (all optional): WORKER_PYTHON (interpreter for the worker; default
 GPU_WORKER_CACHE (passed to the worker's environment), LOCAL_WORKER_COMMAND (a list replacing
 `[python, "-m", "gpu_worker"]`; tests point it at a fake worker; `--config FILE` is appended),
 LOCAL_WORKER_STOP_GRACE_SECONDS (SIGTERM to SIGKILL delay on cancel, default 30).
+
+Cancel returns as soon as SIGTERM is sent: the supervisor (which gets the same signal) sends
+SIGKILL if the worker is still there after the grace period, so neither an API request nor the
+`train` command waits on the worker's exit. `wait_stopped` is for the callers that must (the poll
+replacing a hung worker with a new attempt).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,12 +190,17 @@ class LocalExecutor(Executor):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if settings.GPU_WORKER_CACHE:
             env["GPU_WORKER_CACHE"] = settings.GPU_WORKER_CACHE
-        command = [sys.executable, str(SUPERVISOR), str(exit_path), "--", *worker_command(config_path)]
+        grace = self.stop_grace_seconds
+        command = [sys.executable, str(SUPERVISOR), str(exit_path), "--grace", str(grace), "--",
+                   *worker_command(config_path)]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 command, cwd=settings.BASE_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
             )
+        # Only the parent can collect the supervisor's exit; without this it stays <defunct>
+        # until some later poll happens to reap it.
+        threading.Thread(target=proc.wait, name=f"reap-supervisor-{proc.pid}", daemon=True).start()
         return {
             "host": socket.gethostname(),
             "pid": proc.pid,
@@ -197,6 +210,7 @@ class LocalExecutor(Executor):
             "log": str(log_path),
             "exit_file": str(exit_path),
             "started": datetime.now(UTC).isoformat(),
+            "stop_grace_seconds": grace,  # the supervisor escalates to SIGKILL after this
         }
 
     def log_tail(self, job: TrainingJob, lines: int = 200) -> list[str] | None:
@@ -244,11 +258,22 @@ class LocalExecutor(Executor):
         if process_status(pid, ref.get("config")) == "absent" or not group_members(pgid):
             return
         self._signal_group(pgid, signal.SIGTERM)
+        if "stop_grace_seconds" in ref:
+            return  # its supervisor sends SIGKILL after the grace period, if it comes to that
+        # Launched by a supervisor that does not escalate (before an upgrade): escalate here.
         if self._wait_group_gone(pid, pgid, self.stop_grace_seconds):
             return
         logger.warning("worker group %s ignored SIGTERM for %ss; sending SIGKILL", pgid, self.stop_grace_seconds)
         self._signal_group(pgid, signal.SIGKILL)
         self._wait_group_gone(pid, pgid, 5.0)
+
+    def wait_stopped(self, job: TrainingJob, timeout: float | None = None) -> bool:
+        ref = job.attempt_ref
+        if not ref.get("pid") or ref.get("host") != socket.gethostname():
+            return True
+        if timeout is None:
+            timeout = float(ref.get("stop_grace_seconds", self.stop_grace_seconds)) + 5.0
+        return self._wait_group_gone(ref["pid"], ref.get("pgid", ref["pid"]), timeout)
 
     @staticmethod
     def _signal_group(pgid: int, signum: int) -> None:

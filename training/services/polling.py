@@ -102,7 +102,7 @@ def poll_attempt(job_id: Any) -> PodState | None:
                  sources=ACTIVE - {Status.RECOVERING})
     elif reason:
         if state.state in ("running", "starting"):
-            cancel_quietly(executor, job)  # A hung worker must not go on beside its successor.
+            cancel_quietly(executor, job, wait=True)  # A hung worker must not go on beside its successor.
         handle_interruption(job.pk, job.attempt, reason)
     return state
 

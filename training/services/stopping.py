@@ -1,6 +1,10 @@
 """Stopping a job's worker: SIGTERM (the worker commits an emergency checkpoint), SIGKILL after
 a grace period, then the attempt's bill closed.
 
+The stop returns as soon as the signal is sent: the executor escalates to SIGKILL on its own
+(the local supervisor, a pod's termination), so a cancel through the API, the admin or Ctrl-C in
+`manage.py train` answers at once, also when tasks run in-process (CELERY_TASK_ALWAYS_EAGER).
+
 Rules: only a recorded launch has a worker to stop; a failure to stop is logged, never raised
 (the cancel has already happened; the poll closes the bill of a worker that lingers).
 """
@@ -37,9 +41,12 @@ def stop_attempt(job_id: Any) -> None:
         close_billing(job, until=job.completed_at or timezone.now())
 
 
-def cancel_quietly(executor: Executor, job: TrainingJob) -> None:
+def cancel_quietly(executor: Executor, job: TrainingJob, *, wait: bool = False) -> None:
+    """Ask the worker to stop; with `wait`, also wait (a grace period at most) until it is gone."""
     try:
         executor.cancel(job)
+        if wait and not executor.wait_stopped(job):
+            logger.error("the worker of job %s was still there after its stop grace period", job.pk)
     except ExecutorError as exc:
         logger.error("could not stop the worker of job %s: %s", job.pk, exc.message)
 
