@@ -4,6 +4,7 @@ never change a job's state."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_slug
@@ -26,6 +27,7 @@ from training.models import (
     mask_secret,
 )
 from training.services.jobs import resolve_configuration
+from training.services.progress import job_progress
 
 from .permissions import scope_to_user
 
@@ -239,6 +241,11 @@ class JobDetailSerializer(JobListSerializer):
     recovery_summary = serializers.CharField(read_only=True)
     hyperparameters = serializers.DictField(read_only=True)
     elapsed_seconds = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField(help_text=(
+        "Live progress from the latest heartbeat: step, total_steps, validation {done, total} while "
+        "validating, eta_seconds (the whole job) and stage_eta_seconds, basis (\"measured\" step or "
+        "sample times, or \"estimate\" before the first), overdue. A finished job: its final step, "
+        "no ETA."))
 
     class Meta(JobListSerializer.Meta):
         fields = [
@@ -252,7 +259,7 @@ class JobDetailSerializer(JobListSerializer):
             "resumed_from_step",
             # Latest metrics
             "current_epoch", "current_step", "total_steps", "latest_eval_loss", "latest_learning_rate",
-            "latest_perplexity", "estimated_time_remaining_minutes", "results",
+            "latest_perplexity", "estimated_time_remaining_minutes", "progress", "results",
             # Errors and recovery
             "error_type", "error_message", "error_suggested_fix", "error_details", "retry_count",
             "checkpoint_recovery_count", "lost_seconds", "recovery_summary", "retries", "attempts",
@@ -262,9 +269,16 @@ class JobDetailSerializer(JobListSerializer):
     def get_elapsed_seconds(self, job: TrainingJob) -> float | None:
         return job.elapsed.total_seconds() if job.elapsed is not None else None
 
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_progress(self, job: TrainingJob) -> dict[str, Any]:
+        return job_progress(job)
+
     def to_representation(self, job: TrainingJob):
         # error_message, error_details and results are the worker's text: they may quote the secret.
-        return job.mask_secret(super().to_representation(job))
+        data = job.mask_secret(super().to_representation(job))
+        if job.is_terminal:  # rows finished before the transition cleared it
+            data["estimated_time_remaining_minutes"] = None
+        return data
 
 
 class RetryResultSerializer(serializers.Serializer):

@@ -51,6 +51,23 @@ class JobState:
         self.last_committed_step: int | None = None
         self.tokens_trained = 0
         self.samples_trained = 0
+        # Progress for the heartbeats (docs/worker-contract.md, "heartbeat"): the measured mean
+        # time of a training step in this session, and the validation's samples done/total
+        # with the measured time of one.
+        self.seconds_per_step: float | None = None
+        self.validation_done: int | None = None
+        self.validation_total: int | None = None
+        self.seconds_per_validation_sample: float | None = None
+        # Set to send a heartbeat now rather than at the next interval: the moment the total
+        # steps are known, the first step's time is measured, validation starts.
+        self.heartbeat_wanted = threading.Event()
+
+    def progress(self) -> dict[str, Any]:
+        """The heartbeat's data: where the worker is and how fast it goes."""
+        return {"stage": self.stage, "step": self.step, "total_steps": self.total_steps,
+                "seconds_per_step": self.seconds_per_step,
+                "validation_done": self.validation_done, "validation_total": self.validation_total,
+                "seconds_per_validation_sample": self.seconds_per_validation_sample}
 
 
 class MetricsSink:
@@ -101,22 +118,24 @@ class Ticker:
             self.reporter.emit(EventType.METRICS, {"points": points})
 
     def heartbeat(self) -> None:
-        self.reporter.emit(EventType.HEARTBEAT, {"stage": self.state.stage, "step": self.state.step,
-                                         "total_steps": self.state.total_steps})
+        self.reporter.emit(EventType.HEARTBEAT, self.state.progress())
 
     def _run(self) -> None:
         now = time.monotonic()
         next_beat, next_flush = now + self.heartbeat_interval, now + self.flush_interval
+        wanted = self.state.heartbeat_wanted
         while True:
             timeout = max(0.0, min(next_beat, next_flush) - time.monotonic())
-            if self._stop.wait(timeout):
+            wanted.wait(timeout)  # stop() sets it too
+            if self._stop.is_set():
                 return
             try:
                 now = time.monotonic()
                 if now >= next_flush:
                     self.flush_metrics()
                     next_flush = now + self.flush_interval
-                if now >= next_beat:
+                if wanted.is_set() or now >= next_beat:
+                    wanted.clear()
                     self.heartbeat()
                     next_beat = now + self.heartbeat_interval
             except Exception:  # never let a reporting hiccup kill the ticker
@@ -124,6 +143,7 @@ class Ticker:
 
     def stop(self) -> None:
         self._stop.set()
+        self.state.heartbeat_wanted.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.flush_metrics()
@@ -183,6 +203,33 @@ class CheckpointUploader:
             except BaseException as exc:  # surfaced to the main thread by wait()
                 logger.exception("checkpoint upload failed")
                 self.error = exc
+
+
+class ProgressCallback(TrainerCallback):
+    """Measures the training steps' mean time for the heartbeats (the control plane's ETA) and
+    asks for a heartbeat as soon as the first step's time is known (a slow machine may take
+    minutes per step: waiting for the next interval would leave the ETA blank that long)."""
+
+    def __init__(self, state: JobState) -> None:
+        self.state = state
+        self._start = time.monotonic()
+        self._start_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start, self._start_step = time.monotonic(), state.global_step
+        self.state.seconds_per_step = None
+        self.state.total_steps = state.max_steps
+        self.state.heartbeat_wanted.set()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        done = state.global_step - self._start_step
+        if done > 0:
+            first = self.state.seconds_per_step is None
+            # The session's mean (evaluations and checkpoint saves included): what the
+            # remaining steps will cost, on average, on this machine.
+            self.state.seconds_per_step = (time.monotonic() - self._start) / done
+            if first:
+                self.state.heartbeat_wanted.set()
 
 
 def _checkpoint_step(folder: Path) -> int | None:

@@ -12,6 +12,7 @@ classified by gpu_worker.errors and reported as an `error` event before the work
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -364,6 +365,13 @@ class _Job:
             per_epoch = max(batches // trainer.args.gradient_accumulation_steps, 1)
             total = math.ceil(per_epoch * trainer.args.num_train_epochs)
         self.callback.warmup_steps = trainer.args.get_warmup_steps(total)
+        # Known now, before the Trainer's set-up and first step (minutes on a slow machine):
+        # the heartbeat carries it at once so the control plane can show steps and a first ETA.
+        from gpu_worker.callbacks import ProgressCallback
+
+        self.state.total_steps = total
+        self.state.heartbeat_wanted.set()
+        trainer.add_callback(ProgressCallback(self.state))
         self.state.raise_on_signal = False
         try:
             if self.state.signal_name is not None:
@@ -421,9 +429,29 @@ class _Job:
         if not eval_samples or not self.config.evaluators:
             results: dict[str, Any] = {}
         else:
-            results = run_evaluators(self.config.evaluators, self.model, eval_samples)
+            kwargs: dict[str, Any] = {}
+            if "progress" in inspect.signature(run_evaluators).parameters:
+                kwargs["progress"] = self.validation_progress()
+            results = run_evaluators(self.config.evaluators, self.model, eval_samples, **kwargs)
         self.reporter.emit(EventType.VALIDATION_RESULTS, {"evaluators": results})
         return results
+
+    def validation_progress(self) -> Any:
+        """The evaluators' progress(done, total) hook: samples done, and the measured time of
+        one, into the heartbeats (a heartbeat at once when validation starts and after the first
+        sample, so 'validating 1/40 samples' and its ETA appear without waiting an interval)."""
+        state = self.state
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            first = state.validation_done in (None, 0) and done > 0
+            state.validation_done, state.validation_total = done, total
+            if done > 0:
+                state.seconds_per_validation_sample = (time.monotonic() - started) / done
+            if done == 0 or first:
+                state.heartbeat_wanted.set()
+
+        return progress
 
     def write_reports(self, results: dict[str, Any]) -> None:
         self.ticker.stop()  # flushes the last points; metrics.jsonl is complete after this

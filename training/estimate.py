@@ -22,6 +22,7 @@ duration x hourly price, so it carries the same band.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -40,6 +41,7 @@ PRIOR_BAND = (0.8, 1.35)
 MEASURED_BAND = (0.85, 1.15)
 
 STAGES = ("startup", "preprocessing", "model_loading", "training", "validation")
+MEASURABLE_STAGES = ("startup", "preprocessing", "model_loading", "validation")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ class EstimateInputs:
     model_loading_minutes: float = 10.0  # for a 70B model
     validation_minutes: float = 8.0
     band: tuple[float, float] | None = None  # (low, high) factors; None: by throughput source
+    # Minutes this machine measured per stage on earlier jobs of the same model and GPU (median),
+    # replacing the constants above for the stages that do not scale with throughput
+    # ("startup", "preprocessing", "model_loading", "validation"); training always comes from
+    # the throughput, itself measured once such jobs exist.
+    measured_stage_minutes: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,9 @@ class Estimate:
     throughput_source: str
     throughput_note: str
     band: tuple[float, float]
+    # Of each stage's minutes, those spent at the throughput (they scale with a measured step time).
+    throughput_minutes: dict[str, float] = field(default_factory=dict)
+    stage_sources: dict[str, str] = field(default_factory=dict)  # stage -> "measured" (else the model)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -113,6 +123,8 @@ class Estimate:
         """JSON-serialisable; money as strings ("52.40") so DecimalFields take them exactly."""
         return {
             "stages": {k: round(v, 2) for k, v in self.stages.items()},
+            "throughput_minutes": {k: round(v, 3) for k, v in self.throughput_minutes.items()},
+            "stage_sources": dict(self.stage_sources),
             "duration_minutes": {k: round(v, 1) for k, v in asdict(self.duration_minutes).items()},
             "cost": {k: str(v) for k, v in asdict(self.cost).items()},
             "currency": "USD",
@@ -176,14 +188,23 @@ def estimate_job(inputs: EstimateInputs) -> Estimate:
 
     tps = inputs.tokens_per_second
     size = inputs.parameter_count / 1e9 / REFERENCE_BILLIONS
+    throughput_minutes = {"training": (train_tokens + eval_work) / tps / 60.0,
+                          "validation": validation_work / tps / 60.0}
     stages = {
         "startup": inputs.startup_minutes,
         "preprocessing": PREPROCESSING_BASE_MINUTES
         + PREPROCESSING_MINUTES_PER_MILLION_TOKENS * inputs.dataset_tokens / 1e6,
         "model_loading": inputs.model_loading_minutes * max(size, MODEL_LOADING_FLOOR),
-        "training": (train_tokens + eval_work) / tps / 60.0,
-        "validation": inputs.validation_minutes + validation_work / tps / 60.0,
+        "training": throughput_minutes["training"],
+        "validation": inputs.validation_minutes + throughput_minutes["validation"],
     }
+    stage_sources: dict[str, str] = {}
+    for stage, minutes in inputs.measured_stage_minutes.items():
+        if stage in MEASURABLE_STAGES and math.isfinite(minutes) and minutes >= 0:
+            stages[stage] = float(minutes)
+            stage_sources[stage] = "measured"
+            if stage == "validation":  # measured whole: nothing left to scale
+                throughput_minutes["validation"] = 0.0
     expected = sum(stages.values())
     band = inputs.band or (MEASURED_BAND if inputs.throughput_source == "measured" else PRIOR_BAND)
     low_factor, high_factor = min(band[0], 1.0), max(band[1], 1.0)
@@ -206,6 +227,8 @@ def estimate_job(inputs: EstimateInputs) -> Estimate:
         throughput_source=inputs.throughput_source,
         throughput_note=inputs.throughput_note,
         band=(low_factor, high_factor),
+        throughput_minutes=throughput_minutes,
+        stage_sources=stage_sources,
     )
 
 
@@ -222,3 +245,107 @@ def format_money_range(cost: MoneyRange) -> str:
     if cost.high < 10:
         return f"${cost.low}-{cost.high}"
     return f"${cost.low.to_integral_value(rounding='ROUND_FLOOR')}-{cost.high.to_integral_value(rounding='ROUND_CEILING')}"
+
+
+# --- What is left of a running job ------------------------------------------------------------
+
+# The estimate's stage for each job status before the end (the estimate folds finalizing into
+# validation, and counts everything before the worker's first stage as startup).
+STATUS_STAGES: dict[str, str] = {
+    "pending": "startup", "queued": "startup", "provisioning": "startup", "recovering": "startup",
+    "preprocessing": "preprocessing", "model_loading": "model_loading", "training": "training",
+    "finalizing": "validation", "validating": "validation",
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running job is, as its last heartbeat and its estimate say.
+
+    `stage_minutes` / `throughput_minutes` / `estimated_total_steps` are the job's estimate
+    (Estimate.to_dict's "stages", "throughput_minutes", "total_steps"); the rest is what the
+    worker measured: the mean seconds of a training step so far, the validation's samples done
+    of its total and the seconds one took. Any measurement may be missing (not yet known).
+    """
+
+    status: str
+    stage_elapsed_seconds: float
+    stage_minutes: Mapping[str, float]
+    throughput_minutes: Mapping[str, float] = field(default_factory=dict)
+    estimated_total_steps: int = 0
+    step: int | None = None
+    total_steps: int | None = None
+    seconds_per_step: float | None = None
+    validation_done: int | None = None
+    validation_total: int | None = None
+    seconds_per_validation_sample: float | None = None
+
+
+@dataclass(frozen=True)
+class Remaining:
+    stage_seconds: float  # what is left of the current stage
+    total_seconds: float  # of the whole job: the current stage and every later one
+    basis: str  # "measured" (the worker's step or sample times) or "estimate" (nothing measured yet)
+    overdue: bool  # the stage has run past its estimate and nothing measured says by how much
+
+
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and value > 0 else None
+
+
+def speed_factor(p: Progress) -> float | None:
+    """Measured seconds per step over the estimate's (>1: this machine is slower than
+    estimated); None until a step has been measured or when the estimate has no training."""
+    measured = _positive(p.seconds_per_step)
+    train_seconds = _positive(p.stage_minutes.get("training"))
+    if measured is None or train_seconds is None or p.estimated_total_steps <= 0:
+        return None
+    return measured / (train_seconds * 60.0 / p.estimated_total_steps)
+
+
+def stage_seconds_expected(p: Progress, stage: str, factor: float) -> float:
+    """A stage's whole expected duration: the estimate, its throughput-bound share scaled by
+    `factor` (and training by the steps the worker reported over those the estimate counted)."""
+    minutes = max(float(p.stage_minutes.get(stage) or 0.0), 0.0)
+    bound = min(max(float(p.throughput_minutes.get(stage, minutes if stage == "training" else 0.0) or 0.0), 0.0),
+                minutes)
+    if stage == "training" and p.total_steps and p.estimated_total_steps > 0:
+        bound *= p.total_steps / p.estimated_total_steps
+        minutes = bound
+    return ((minutes - bound) + bound * factor) * 60.0
+
+
+def remaining_time(p: Progress) -> Remaining | None:
+    """What is left of the current stage and of the whole job; None for a finished job.
+
+    Measured beats estimated: a training stage with a measured step time has (total - step) x
+    that time left; a validation with a measured sample time, (total - done) x that. Before
+    any measurement a stage has its estimate less the time already spent in it (never below
+    zero: `overdue` then says the estimate ran out). Later stages keep their estimates, their
+    throughput-bound share scaled by how much slower or faster the measured steps run.
+    """
+    stage = STATUS_STAGES.get(p.status)
+    if stage is None:
+        return None
+    factor = speed_factor(p)
+    scale = factor if factor is not None else 1.0
+    elapsed = max(p.stage_elapsed_seconds, 0.0) if math.isfinite(p.stage_elapsed_seconds) else 0.0
+    basis, overdue = "estimate", False
+    per_step, per_sample = _positive(p.seconds_per_step), _positive(p.seconds_per_validation_sample)
+    if stage == "training" and per_step is not None:
+        total = p.total_steps or p.estimated_total_steps
+        current = per_step * max(total - (p.step or 0), 0)
+        basis = "measured"
+    elif (stage == "validation" and p.status == "validating" and per_sample is not None
+          and p.validation_total is not None):
+        current = per_sample * max(p.validation_total - (p.validation_done or 0), 0)
+        basis = "measured"
+    else:
+        expected = stage_seconds_expected(p, stage, scale)
+        if stage == "training" and p.step and p.total_steps:  # resumed: only the steps still to run
+            expected *= max(p.total_steps - p.step, 0) / p.total_steps
+        current = max(expected - elapsed, 0.0)
+        overdue = elapsed > expected
+    later = STAGES[STAGES.index(stage) + 1:]
+    total_seconds = current + sum(stage_seconds_expected(p, s, scale) for s in later)
+    return Remaining(stage_seconds=current, total_seconds=total_seconds, basis=basis, overdue=overdue)

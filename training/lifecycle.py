@@ -64,6 +64,8 @@ def transition(
     fields: dict[str, Any] = {"status": target, "updated_at": now, **(updates or {})}
     if target in TERMINAL:
         fields.setdefault("completed_at", now)
+        # A finished job has no time left: every view shows its end, not a stale countdown.
+        fields.setdefault("estimated_time_remaining_minutes", None)
     if target in WORKER_STAGES:
         fields.setdefault("current_stage", target.value)
     with transaction.atomic():

@@ -40,6 +40,8 @@ def test_train_runs_a_job_to_completion_and_prints_a_summary(tmp_path, tiny_mode
     assert "Final loss: train" in out
     assert "Perplexity:" in out and "→" in out
     assert "Cost: $0.00" in out
+    # The log lines the command quiets (the embedded server's django.setup() used to undo that).
+    assert "Gone:" not in result.stderr and "refused heartbeat" not in result.stderr
     adapter_line = next(line for line in out.splitlines() if "Adapter:" in line)
     adapter = Path(adapter_line.split("Adapter:", 1)[1].strip())
     assert adapter.is_relative_to(tmp_path / "var" / "media" / "jobs")

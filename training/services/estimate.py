@@ -14,9 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Avg
 
-from ..estimate import EstimateInputs, estimate_job
+from ..estimate import STATUS_STAGES, EstimateInputs, estimate_job
 from ..lifecycle import Status
-from ..models import BaseModel, MetricPoint, TrainingFile, TrainingJob
+from ..models import BaseModel, JobEvent, MetricPoint, TrainingFile, TrainingJob
 
 # Only the most recent completed jobs speak for the current hardware and software.
 MEASURED_JOBS_LIMIT = 20
@@ -38,6 +38,7 @@ def estimate_for(
     gpu = settings.GPU_TABLE[gpu_type]
     price = Decimal(str(gpu["on_demand_per_hour"] if pricing_tier == "on_demand" else gpu["spot_per_hour"]))
     tps, source, note = throughput_for(base_model, gpu_type)
+    measured_stages, stage_jobs = measured_stage_minutes(base_model, gpu_type)
     samples = samples if samples is not None else (training_file.record_count or _stat(training_file, "conversations"))
     overhead = settings.ESTIMATE_OVERHEAD_MINUTES
     inputs = EstimateInputs(
@@ -59,8 +60,12 @@ def estimate_for(
         startup_minutes=overhead["startup"],
         model_loading_minutes=overhead["model_loading"],
         validation_minutes=overhead["validation"],
+        measured_stage_minutes=measured_stages,
     )
     result = estimate_job(inputs).to_dict()
+    if stage_jobs:
+        result["stage_note"] = (f"startup, preprocessing, model loading and validation measured on this machine "
+                                f"(median of {stage_jobs} completed job{'s' if stage_jobs != 1 else ''})")
     result.update({"gpu_type": gpu_type, "gpu_label": gpu.get("label", gpu_type), "pricing_tier": pricing_tier,
                    "dataset_tokens": inputs.dataset_tokens, "samples": samples})
     result["summary"] += f" ({'on-demand' if pricing_tier == 'on_demand' else 'spot'})"
@@ -125,6 +130,30 @@ def measured_throughputs(base_model: BaseModel, gpu_type: str) -> list[float]:
         )
         rates.extend(float(r) for r in averages if r)
     return rates
+
+
+def measured_stage_minutes(base_model: BaseModel, gpu_type: str) -> tuple[dict[str, float], int]:
+    """({estimate stage: median minutes}, jobs measured) over recent completed jobs of this model
+    on this GPU, from their status_changed events: what those stages really took here."""
+    job_ids = list(TrainingJob.objects.filter(status=Status.COMPLETED, base_model=base_model, gpu_type=gpu_type)
+                   .order_by("-completed_at").values_list("pk", flat=True)[:MEASURED_JOBS_LIMIT])
+    if not job_ids:
+        return {}, 0
+    changes = (JobEvent.objects.filter(job_id__in=job_ids, event_type=JobEvent.Type.STATUS_CHANGED)
+               .order_by("job_id", "received_at", "id").values_list("job_id", "new_status", "received_at"))
+    per_job: dict[Any, list[tuple[str, Any]]] = {}
+    for job_id, status, at in changes:
+        per_job.setdefault(job_id, []).append((status, at))
+    samples: dict[str, list[float]] = {}
+    for rows in per_job.values():
+        spent: dict[str, float] = {}
+        for (status, at), (_, until) in zip(rows, rows[1:], strict=False):
+            stage = STATUS_STAGES.get(status)
+            if stage is not None and stage != "training":
+                spent[stage] = spent.get(stage, 0.0) + max((until - at).total_seconds(), 0.0) / 60
+        for stage, minutes in spent.items():
+            samples.setdefault(stage, []).append(minutes)
+    return {stage: statistics.median(values) for stage, values in samples.items()}, len(per_job)
 
 
 def _summary_rate(results: Any) -> float | None:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from ..events import announce_event, record_event
 from ..lifecycle import TERMINAL, Status, transition
 from ..models import JobAttempt, JobEvent, TrainingJob
+from . import progress
 from .metric_ingest import apply_metrics
 from .recovery import handle_interruption
 from .reports import EVENT_TYPES, Envelope, IngestResult, Refused, is_int, number, read_report
@@ -171,7 +172,18 @@ def apply_stage_changed(job: TrainingJob, event: Envelope, now: datetime, contex
 
 
 def apply_heartbeat(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
-    return ""  # last_heartbeat_at was written with the lock
+    # last_heartbeat_at is written with the lock. The heartbeat is where the total steps and the
+    # measured step time first arrive (before any metrics batch on a slow machine): the job's
+    # total and remaining time follow them at once. Its step stays in the event (the progress
+    # service reads it): current_step is the metrics' to move, or a late batch would look new.
+    heartbeat = progress.read_heartbeat(event.data)
+    updates = context["job_updates"]
+    if heartbeat["total_steps"] is not None and heartbeat["total_steps"] != job.total_steps:
+        updates["total_steps"] = heartbeat["total_steps"]
+    minutes = progress.remaining_minutes(progress.remaining(job, heartbeat, now=now))
+    if minutes is not None:
+        updates["estimated_time_remaining_minutes"] = minutes
+    return ""
 
 
 def apply_checkpoint_saved(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
@@ -230,7 +242,6 @@ def apply_completed(job: TrainingJob, event: Envelope, now: datetime, context: d
     updates: dict[str, Any] = {
         "results": {**job.results, "final": data},
         "progress_percentage": Decimal("100.00"),
-        "estimated_time_remaining_minutes": 0,
     }
     started = job.started_at or job.attempt_started_at
     if started is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..models import MetricPoint, TrainingJob
 from . import metric_summaries
+from . import progress as live_progress
 from .reports import Envelope
 
 
@@ -61,9 +62,17 @@ def _latest(job: TrainingJob, event: Envelope, now: datetime,
         value = latest(name)
         if value is not None:
             fields[column] = value
-    if points[top]["eta_seconds"] is not None:
-        fields["estimated_time_remaining_minutes"] = math.ceil(points[top]["eta_seconds"] / 60)
     total = total_steps or job.total_steps
+    eta = points[top]["eta_seconds"]
+    if eta is not None and total and total > top:
+        # The worker's training ETA as a step time, so the job's remaining time (training and the
+        # stages after it) comes from the same arithmetic as a heartbeat's (services.progress).
+        heartbeat = {"step": top, "total_steps": total, "seconds_per_step": eta / (total - top)}
+        minutes = live_progress.remaining_minutes(live_progress.remaining(job, heartbeat, now=now))
+        if minutes is not None:
+            fields["estimated_time_remaining_minutes"] = minutes
+    elif eta is not None:
+        fields["estimated_time_remaining_minutes"] = math.ceil(eta / 60)
     if total_steps:
         fields["total_steps"] = total_steps
     if total:

@@ -42,9 +42,10 @@ from django.core.wsgi import get_wsgi_application
 
 from training import defaults
 from training.executors import ExecutorError, get_executor
-from training.models import BaseModel, HyperparameterPreset, MetricPoint
+from training.models import BaseModel, HyperparameterPreset
 from training.services import jobs, polling
 from training.services.datasets import UploadTooLarge, delete_training_file, ingest_training_file
+from training.services.progress import job_progress
 from training.services.worker_config import job_store_root
 
 POLL_SECONDS = 2.0
@@ -69,17 +70,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="Run to the end here, showing progress.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-
-        # Tasks run eagerly on the in-memory broker here; kombu warns that "memory://" names no
-        # host each time one is enqueued, which is noise on this command's output.
-        logging.getLogger("kombu.connection").setLevel(logging.ERROR)
-        # The worker closing a keep-alive connection logs "Broken pipe" through the embedded
-        # server; it is harmless and would break the progress line.
-        logging.getLogger("django.server").setLevel(logging.ERROR)
-        # After a cancel the worker's last reports are refused (410) by design; the summary
-        # says what happened, so the per-request log lines would only be noise here.
-        logging.getLogger("django.request").setLevel(logging.ERROR)
-        logging.getLogger("training.services.ingest").setLevel(logging.WARNING)
+        quiet_console_logs()
         call_command("migrate", verbosity=0, interactive=False)
         user = get_user_model().objects.get_or_create(username=CLI_USERNAME)[0]
         overrides = self.parse_overrides(opts["set"], opts["max_steps"])
@@ -96,6 +87,11 @@ class Command(BaseCommand):
         server = None
         if opts["wait"] and settings.CELERY_TASK_ALWAYS_EAGER:
             server = serve_webhook()
+            # get_wsgi_application() ran django.setup() again, and with it the LOGGING dictConfig,
+            # which resets every child logger of a configured one ("django", "training") to
+            # NOTSET: the levels set above are gone and "refused heartbeat" / "Gone:" lines
+            # would reach the console. Set them again, now that nothing will reset them.
+            quiet_console_logs()
             # Before the job starts: the worker configuration is built from it at launch.
             settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}"
         jobs.start_job(job, user=user)
@@ -280,29 +276,54 @@ class Command(BaseCommand):
                 write(f"  Worker log: {job.attempt_ref['log']}")
 
 
+def quiet_console_logs() -> None:
+    """This command's console shows its own progress line and summary; these loggers would only
+    interleave noise with it (the rest of the project keeps them)."""
+    # Tasks run eagerly on the in-memory broker here; kombu warns that "memory://" names no
+    # host each time one is enqueued.
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+    # The worker closing a keep-alive connection logs "Broken pipe" through the embedded server.
+    logging.getLogger("django.server").setLevel(logging.ERROR)
+    # After a cancel the worker's last reports are refused (410 "Gone") by design; the summary
+    # says what happened, so the per-request lines ("Gone: /api/training/webhook", "job …
+    # refused heartbeat …") would only be noise here.
+    logging.getLogger("django.request").setLevel(logging.ERROR)
+    logging.getLogger("training.services.ingest").setLevel(logging.WARNING)
+
+
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def progress_line(job) -> str:
-
-    total = job.total_steps or 0
-    step = job.current_step or 0
-    fraction = min(1.0, step / total) if total else float(job.progress_percentage or 0) / 100
+    """One line: the bar, the status, steps (or validation samples) and the ETA, from the first
+    heartbeat on (services.progress: measured step and sample times, the estimate before)."""
+    live = job_progress(job)
+    total, step = live["total_steps"] or 0, live["step"] or 0
+    validation = live["validation"]
+    if validation:
+        fraction = min(1.0, validation["done"] / validation["total"])
+    else:
+        fraction = min(1.0, step / total) if total else float(job.progress_percentage or 0) / 100
     width = 24
     filled = int(round(fraction * width))
     bar = "#" * filled + "-" * (width - filled)
-    parts = [f"[{bar}] {fraction * 100:5.1f}%", job.get_status_display().lower()]
-    if total:
-        parts.append(f"step {step}/{total}")
+    parts = [f"[{bar}] {fraction * 100:5.1f}%"]
+    if validation:
+        parts.append(f"validating {validation['done']}/{validation['total']} samples")
+    else:
+        parts.append(job.get_status_display().lower())
+        if total:
+            parts.append(f"step {step}/{total}")
     if job.latest_loss is not None:
-        parts.append(f"loss {job.latest_loss:.4f}")
-    eta = (MetricPoint.objects.filter(job=job, eta_seconds__isnull=False).order_by("-step")
-           .values_list("eta_seconds", flat=True).first())
-    if eta is None and job.estimated_time_remaining_minutes is not None:
-        eta = job.estimated_time_remaining_minutes * 60
-    if eta is not None:
-        parts.append(f"ETA {_duration(eta)}")
+        parts.append(f"loss {job.latest_loss:.4g}")
+    if live["stage_eta_seconds"] is not None and live["eta_seconds"] != live["stage_eta_seconds"]:
+        parts.append(f"stage ETA {_duration(live['stage_eta_seconds'])}")
+    if live["eta_seconds"] is not None:
+        eta = f"ETA {_duration(live['eta_seconds'])}"
+        if live["basis"] == "estimate":
+            eta += " (estimate" + (", running over)" if live["overdue"] else ")")
+        parts.append(eta)
     parts.append(f"${job.actual_cost}")
     return "  ".join(parts)
 
