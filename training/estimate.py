@@ -300,7 +300,12 @@ def speed_factor(p: Progress) -> float | None:
     train_seconds = _positive(p.stage_minutes.get("training"))
     if measured is None or train_seconds is None or p.estimated_total_steps <= 0:
         return None
-    return measured / (train_seconds * 60.0 / p.estimated_total_steps)
+    # An estimate of under a microsecond a step (a subnormal or rounding-to-nothing estimate)
+    # says nothing about speed; dividing by it would give an infinite factor.
+    estimated = train_seconds * 60.0 / p.estimated_total_steps
+    if not estimated >= 1e-6:
+        return None
+    return measured / estimated
 
 
 def stage_seconds_expected(p: Progress, stage: str, factor: float) -> float:
