@@ -1,15 +1,21 @@
-"""Admin: each job's artifact with signed download links, its download audit, storage used."""
+"""Admin: each job's artifact with signed download links, its download audit, storage used; and
+the download buttons of the job's own page (`download_urls`, mounted by the job's ModelAdmin)."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from . import services
+from training.lifecycle import Status
+from training.models import TrainingJob
+
+from . import packaging, services
 from .models import DownloadAudit, ModelArtifact
 from .views import LINKS, signed_link
 
@@ -107,3 +113,41 @@ class DownloadAuditAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- The job page's download buttons ------------------------------------------------------------
+
+
+def download_urls(model_admin) -> list:
+    """`<job id>/download/<kind>/[?format=csv|json]` under the job's admin, named
+    `admin:training_trainingjob_download` (templates/admin/training/trainingjob/change_form.html)."""
+    name = f"{model_admin.opts.app_label}_{model_admin.opts.model_name}_download"
+    view = model_admin.admin_site.admin_view(
+        lambda request, object_id, kind: admin_download(model_admin, request, object_id, kind))
+    return [path("<uuid:object_id>/download/<str:kind>/", view, name=name)]
+
+
+def admin_download(model_admin, request: HttpRequest, object_id, kind: str) -> HttpResponse:
+    """A download button: a link signed now for whoever clicked (so a page left open for days
+    still works), then the file itself through it, as an attachment. A job this user cannot see
+    is a 404; a job with nothing to download yet goes back to its page with the reason."""
+    job = TrainingJob.objects.visible_to(request.user).filter(pk=object_id).first()
+    if job is None or not model_admin.has_view_permission(request, job):
+        raise Http404("No such training job.")
+    fmt = request.GET.get("format", "")
+    try:
+        kind, fmt = packaging.choose(kind, fmt)
+    except packaging.ExportError as exc:
+        raise Http404(str(exc)) from exc
+    back = HttpResponseRedirect(reverse("admin:training_trainingjob_change", args=[job.pk]))
+    if job.status != Status.COMPLETED:
+        model_admin.message_user(request, f"'{job.name}' is {job.get_status_display().lower()}: its files "
+                                 "can be downloaded once it has completed.", messages.WARNING)
+        return back
+    artifact = services.artifact_for(job)
+    if artifact is None:
+        model_admin.message_user(request, f"'{job.name}' completed but its adapter is not in storage; "
+                                 "see the worker's log.", messages.ERROR)
+        return back
+    packaging.export_for(artifact, kind, fmt)  # built here, so the link's response is immediate
+    return HttpResponseRedirect(signed_link(request, job.pk, kind, fmt, request.user)["url"])

@@ -3,9 +3,10 @@
 - adapters: a ZIP of adapter/ (adapter_model.safetensors, adapter_config.json, tokenizer files)
   plus README.txt with integration steps;
 - metrics: the job's MetricPoint rows as CSV or JSON;
-- deployment-package: the adapter, inference.py, requirements.txt, README.md, example_prompts.json
-  and model_info.json; `pip install -r requirements.txt && python inference.py` answers the
-  example prompts (artifacts/package_template/).
+- deployment-package: the adapter, inference.py, requirements-{cpu,gpu,common}.txt, README.md,
+  example_prompts.json and model_info.json; `pip install --only-binary=:all: -r
+  requirements-cpu.txt && python inference.py` answers the example prompts
+  (artifacts/package_template/; tests/artifacts/test_deployment_package.py installs and runs it).
 
 ZIPs are written to a local temporary file (members streamed from storage one chunk at a time),
 then copied to storage in one streamed (S3: multipart) upload.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -38,6 +40,15 @@ DEFAULT_PROMPTS = [
     "Give me three tips to save money each month.",
     "Explain what an emergency fund is in two sentences.",
 ]
+# One requirements file per kind of machine (PyPI's Linux torch is the CUDA build, with ~3 GB of
+# nvidia-* wheels a CPU cannot use) and the rest in common.
+REQUIREMENTS = ("requirements-cpu.txt", "requirements-gpu.txt", "requirements-common.txt")
+# The Hub id of each embedded base model: what the package loads when the Hub can be reached.
+EMBEDDED_HUB_IDS = {"embedded:smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# Part of the package's key: raised when what goes into a package changes, so the packages built
+# before (2: the requirements split by machine) are rebuilt on the next download.
+PACKAGE_LAYOUT = 2
 # Already-compressed weights gain nothing from deflate; text files do.
 STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -53,6 +64,19 @@ class Export:
     content_type: str
 
 
+def choose(kind: str, fmt: str = "") -> tuple[str, str]:
+    """(kind, format) as export_for takes them: metrics default to CSV, other kinds have no
+    format; ExportError for an unknown kind or metrics format."""
+    if kind not in KINDS:
+        raise ExportError(f"unknown artifact kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind != DownloadAudit.Kind.METRICS:
+        return kind, ""
+    fmt = fmt or "csv"
+    if fmt not in METRIC_FORMATS:
+        raise ExportError(f"format must be one of {', '.join(METRIC_FORMATS)}")
+    return kind, fmt
+
+
 def export_for(artifact: ModelArtifact, kind: str, fmt: str = "") -> Export:
     """The storage key and download name of an export, building it first if it is missing."""
     job = artifact.job
@@ -66,7 +90,7 @@ def export_for(artifact: ModelArtifact, kind: str, fmt: str = "") -> Export:
             artifact.adapter_zip_path = export.key
         return export
     if kind == DownloadAudit.Kind.DEPLOYMENT_PACKAGE:
-        export = Export(storage.job_key(job.pk, "exports/deployment-package.zip"),
+        export = Export(storage.job_key(job.pk, f"exports/deployment-package-v{PACKAGE_LAYOUT}.zip"),
                         f"{base}-deployment-package.zip", "application/zip")
         if not (artifact.deployment_package_path and storage.exists(export.key)):
             build_deployment_package(artifact, export.key)
@@ -78,7 +102,7 @@ def export_for(artifact: ModelArtifact, kind: str, fmt: str = "") -> Export:
         if fmt not in METRIC_FORMATS:
             raise ExportError(f"format must be one of {', '.join(METRIC_FORMATS)}")
         export = Export(storage.job_key(job.pk, f"exports/metrics.{fmt}"), f"{base}-metrics.{fmt}",
-                        "text/csv" if fmt == "csv" else "application/json")
+                        "text/csv; charset=utf-8" if fmt == "csv" else "application/json")
         if not storage.exists(export.key):
             storage.save_bytes(export.key, metrics_csv(job) if fmt == "csv" else metrics_json(artifact))
         return export
@@ -234,18 +258,35 @@ def _first_user_turn(record: object) -> dict[str, str] | None:
     return None
 
 
+def hub_id(artifact: ModelArtifact, base_model: str) -> str:
+    """The base model's Hugging Face Hub id: what the adapter's config records when that is one
+    (not a folder of the machine that trained it), else the embedded model's, else `base_model`."""
+    try:
+        config = json.loads(storage.read_bytes(artifact.adapter_config_path, limit=1024 * 1024))
+    except (OSError, ValueError):
+        config = {}
+    recorded = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if isinstance(recorded, str) and HUB_ID.fullmatch(recorded):
+        return recorded
+    return EMBEDDED_HUB_IDS.get(base_model, "" if base_model.startswith("embedded:") else base_model)
+
+
 def build_deployment_package(artifact: ModelArtifact, key: str) -> None:
     job = artifact.job
     context = _context(artifact)
+    hub = hub_id(artifact, context["base_model"])
+    context["hub_id"] = hub or context["base_model"]
     root = "deployment-package/"
-    model_info = {"job_id": str(job.pk), "job_name": job.name, "base_model": context["base_model"]}
+    model_info = {"job_id": str(job.pk), "job_name": job.name, "base_model": context["base_model"],
+                  "hub_id": hub}
     prompts = example_prompts(job)
 
     def fill(archive: zipfile.ZipFile) -> None:
         for member_key, name in _adapter_members(artifact):
             _write_member(archive, f"{root}adapter/{name}", member_key)
         _write_text(archive, f"{root}inference.py", (TEMPLATE_DIR / "inference.py").read_text(), 0o755)
-        _write_text(archive, f"{root}requirements.txt", (TEMPLATE_DIR / "requirements.txt").read_text())
+        for name in REQUIREMENTS:
+            _write_text(archive, f"{root}{name}", (TEMPLATE_DIR / name).read_text())
         _write_text(archive, f"{root}README.md", _render("README.md", context))
         _write_text(archive, f"{root}example_prompts.json", json.dumps(prompts, indent=1) + "\n")
         _write_text(archive, f"{root}model_info.json", json.dumps(model_info, indent=1) + "\n")

@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from core import storage
-from training.lifecycle import TERMINAL
+from training.lifecycle import TERMINAL, Status
 from training.models import TrainingJob
 
+from . import packaging
 from .models import ModelArtifact
 
 logger = logging.getLogger("artifacts")
@@ -64,6 +66,35 @@ def register_artifacts(job_id) -> ModelArtifact | None:
     logger.info("job %s: artifact %s (%d adapter bytes)", job.pk,
                 "registered" if created else "refreshed", fields["adapter_size_bytes"])
     return artifact
+
+
+def artifact_for(job: TrainingJob) -> ModelArtifact | None:
+    """The job's artifact; registered on the spot if ingestion has not done it yet."""
+    artifact = ModelArtifact.objects.filter(job=job).select_related("job", "job__base_model").first()
+    if artifact is None and job.status == Status.COMPLETED and register_artifacts(job.pk):
+        artifact = ModelArtifact.objects.select_related("job", "job__base_model").get(job=job)
+    return artifact
+
+
+class NoArtifacts(Exception):
+    """The job has nothing to download (yet); the message says why, for a person."""
+
+
+def export_to_file(job: TrainingJob, kind: str, fmt: str, target: Path) -> tuple[Path, int]:
+    """Copy one export of a completed job (packaging.export_for) to the local path `target`, or
+    into it under the export's own name when it is a folder; audited as a download by nobody
+    (an operator at the command line). Returns (path written, bytes)."""
+    if job.status != Status.COMPLETED:
+        raise NoArtifacts(f"job {job.pk} is {job.status}; its files are ready once it has completed")
+    artifact = artifact_for(job)
+    if artifact is None:
+        raise NoArtifacts(f"job {job.pk} completed but its adapter is not in storage")
+    export = packaging.export_for(artifact, kind, fmt)
+    if target.is_dir():
+        target = target / export.filename
+    storage.copy_to_local(export.key, target)
+    artifact.record_download(None, kind, fmt, user_agent="manage.py download")
+    return target, target.stat().st_size
 
 
 def _summary(job: TrainingJob, summary_key: str | None) -> dict[str, Any]:

@@ -37,8 +37,9 @@ from core.url_signing import TokenError, read_download_token, sign_download_toke
 from training.lifecycle import Status
 from training.models import TrainingJob
 
-from . import packaging, services
+from . import packaging
 from .models import DownloadAudit, ModelArtifact
+from .services import artifact_for
 
 logger = logging.getLogger("artifacts.downloads")
 
@@ -49,14 +50,6 @@ LINKS = (
     (DownloadAudit.Kind.METRICS, "json"),
     (DownloadAudit.Kind.DEPLOYMENT_PACKAGE, ""),
 )
-
-
-def artifact_for(job: TrainingJob) -> ModelArtifact | None:
-    """The job's artifact; registered on the spot if ingestion has not done it yet."""
-    artifact = ModelArtifact.objects.filter(job=job).select_related("job", "job__base_model").first()
-    if artifact is None and job.status == Status.COMPLETED and services.register_artifacts(job.pk):
-        artifact = ModelArtifact.objects.select_related("job", "job__base_model").get(job=job)
-    return artifact
 
 
 def signed_link(request: HttpRequest | None, job_id, kind: str, fmt: str, user) -> dict[str, str]:
@@ -206,8 +199,8 @@ def serve_download(request: HttpRequest, job_id, token: str) -> HttpResponse:
     logger.info("job %s: %s downloaded via %s's link", job.pk, grant.kind, user)
     if storage.is_s3():
         return HttpResponseRedirect(storage.presigned_url(
-            export.key, "GET", S3_REDIRECT_TTL_SECONDS, filename=export.filename))
-    response = storage.serve_blob(export.key, filename=export.filename)
-    response["Content-Type"] = export.content_type
+            export.key, "GET", S3_REDIRECT_TTL_SECONDS, filename=export.filename,
+            content_type=export.content_type))
+    response = storage.serve_blob(export.key, filename=export.filename, content_type=export.content_type)
     response["Cache-Control"] = "private, no-store"
     return response

@@ -308,11 +308,13 @@ def copy_to_local(key: str, local_path: Path) -> Path:
 
 
 def presigned_url(key: str, method: str = "GET", expires: int = 3600, *,
-                  base_url: str | None = None, filename: str | None = None) -> str:
+                  base_url: str | None = None, filename: str | None = None,
+                  content_type: str | None = None) -> str:
     """A URL that lets its holder GET or PUT `key` for `expires` seconds, with no credentials.
 
     `base_url` makes the filesystem URL absolute (the worker is on another machine); it defaults
-    to settings.PUBLIC_BASE_URL. `filename` sets Content-Disposition on S3 downloads.
+    to settings.PUBLIC_BASE_URL. `filename` (an attachment's name) and `content_type` set the
+    headers of S3's answer to a GET, whatever the object was stored with.
     """
     if method not in METHODS:
         raise ValueError(f"method must be GET or PUT, not {method!r}")
@@ -321,6 +323,8 @@ def presigned_url(key: str, method: str = "GET", expires: int = 3600, *,
         params = {"Bucket": storage.bucket.name, "Key": _s3_key(storage, key)}
         if filename and method == "GET":
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        if content_type and method == "GET":
+            params["ResponseContentType"] = content_type
         operation = "get_object" if method == "GET" else "put_object"
         return _s3_client(storage).generate_presigned_url(operation, Params=params,
                                                           ExpiresIn=int(expires))
@@ -390,11 +394,12 @@ class _CountingReader:
         return data
 
 
-def serve_blob(key: str, filename: str | None = None) -> HttpResponse:
+def serve_blob(key: str, filename: str | None = None,
+               content_type: str = "application/octet-stream") -> HttpResponse:
     """Stream a stored blob (an attachment named `filename`, if given); a JSON 404 if absent."""
     if not exists(key):
         return JsonResponse({"detail": "no such blob"}, status=404)
     response = FileResponse(open_read(key), as_attachment=bool(filename),
-                            filename=filename or "", content_type="application/octet-stream")
+                            filename=filename or "", content_type=content_type)
     response["Content-Length"] = str(size(key))
     return response

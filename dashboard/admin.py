@@ -25,6 +25,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from artifacts.admin import download_urls
 from gpu_worker.config import ConfigError, WorkerConfig
 from training import defaults
 from training.executors import EXECUTORS
@@ -690,6 +691,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
         return [
             path("estimate/", self.admin_site.admin_view(self.estimate_view), name=name),
             *dashboard_urls(self),
+            *download_urls(self),
             *super().get_urls(),
         ]
 

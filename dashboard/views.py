@@ -230,7 +230,10 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
 
 
 def download_url(job: TrainingJob) -> str:
-    return f"/api/training/jobs/{job.pk}/download/adapters" if job.status == Status.COMPLETED else ""
+    # The admin's download button (artifacts/admin.py): the adapter ZIP as a file, not the API's JSON.
+    if job.status != Status.COMPLETED:
+        return ""
+    return reverse("admin:training_trainingjob_download", args=[job.pk, "adapters"])
 
 
 def event_summary(payload: Any) -> str:

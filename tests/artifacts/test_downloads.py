@@ -195,12 +195,16 @@ def test_the_deployment_package_has_everything_needed_to_run(filesystem, complet
     archive = zipfile.ZipFile(io.BytesIO(body(fetch(link_for(owner, completed_job, "deployment-package")))))
     names = set(archive.namelist())
     root = "deployment-package/"
-    assert {f"{root}inference.py", f"{root}requirements.txt", f"{root}README.md",
+    assert {f"{root}inference.py", f"{root}requirements-cpu.txt", f"{root}requirements-gpu.txt",
+            f"{root}requirements-common.txt", f"{root}README.md",
             f"{root}example_prompts.json", f"{root}model_info.json",
             f"{root}adapter/adapter_model.safetensors", f"{root}adapter/adapter_config.json"} <= names
     readme = archive.read(f"{root}README.md").decode()
     assert "Troubleshooting" in readme and "BASE_MODEL_PATH" in readme
-    assert json.loads(archive.read(f"{root}model_info.json"))["base_model"] == "embedded:smollm2-135m-instruct"
+    assert json.loads(archive.read(f"{root}model_info.json")) == {
+        "job_id": str(completed_job.pk), "job_name": completed_job.name,
+        "base_model": "embedded:smollm2-135m-instruct", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    assert f"{root}requirements.txt" not in names  # one file for both pulled CUDA torch onto CPUs
     assert len(json.loads(archive.read(f"{root}example_prompts.json"))) == 3
 
 
