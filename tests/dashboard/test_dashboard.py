@@ -148,7 +148,8 @@ def test_a_completed_job_links_its_adapters(staff_client, job):
     TrainingJob.objects.filter(pk=job.pk).update(status=Status.COMPLETED, quality={"score": 88, "grade": "B",
                                                                                     "components": {}, "suggestions": []})
     data = staff_client.get(url(job, "data/")).json()
-    assert data["download_url"] == f"/api/training/jobs/{job.pk}/download/adapters"
+    # The admin's download (a file through a signed link), not the API's JSON answer.
+    assert data["download_url"] == f"/admin/training/trainingjob/{job.pk}/download/adapters/"
     assert data["text"]["quality"] == "88/100 (grade B)"
 
 
