@@ -12,7 +12,6 @@ classified by gpu_worker.errors and reported as an `error` event before the work
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -429,10 +428,8 @@ class _Job:
         if not eval_samples or not self.config.evaluators:
             results: dict[str, Any] = {}
         else:
-            kwargs: dict[str, Any] = {}
-            if "progress" in inspect.signature(run_evaluators).parameters:
-                kwargs["progress"] = self.validation_progress()
-            results = run_evaluators(self.config.evaluators, self.model, eval_samples, **kwargs)
+            results = run_evaluators(self.config.evaluators, self.model, eval_samples,
+                                     progress=self.validation_progress())
         self.reporter.emit(EventType.VALIDATION_RESULTS, {"evaluators": results})
         return results
 
