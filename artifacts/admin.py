@@ -134,20 +134,15 @@ def admin_download(model_admin, request: HttpRequest, object_id, kind: str) -> H
     job = TrainingJob.objects.visible_to(request.user).filter(pk=object_id).first()
     if job is None or not model_admin.has_view_permission(request, job):
         raise Http404("No such training job.")
-    fmt = request.GET.get("format", "")
     try:
-        kind, fmt = packaging.choose(kind, fmt)
+        kind, fmt = packaging.choose(kind, request.GET.get("format"))
     except packaging.ExportError as exc:
         raise Http404(str(exc)) from exc
-    back = HttpResponseRedirect(reverse("admin:training_trainingjob_change", args=[job.pk]))
-    if job.status != Status.COMPLETED:
-        model_admin.message_user(request, f"'{job.name}' is {job.get_status_display().lower()}: its files "
-                                 "can be downloaded once it has completed.", messages.WARNING)
-        return back
-    artifact = services.artifact_for(job)
-    if artifact is None:
-        model_admin.message_user(request, f"'{job.name}' completed but its adapter is not in storage; "
-                                 "see the worker's log.", messages.ERROR)
-        return back
+    try:
+        artifact = services.downloadable_artifact(job)
+    except services.NoArtifacts as exc:
+        level = messages.WARNING if job.status != Status.COMPLETED else messages.ERROR
+        model_admin.message_user(request, str(exc), level)
+        return HttpResponseRedirect(reverse("admin:training_trainingjob_change", args=[job.pk]))
     packaging.export_for(artifact, kind, fmt)  # built here, so the link's response is immediate
     return HttpResponseRedirect(signed_link(request, job.pk, kind, fmt, request.user)["url"])

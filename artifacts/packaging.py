@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import shutil
 import tempfile
 import zipfile
@@ -28,6 +27,7 @@ from string import Template
 from django.utils.text import slugify
 
 from core import storage
+from gpu_worker import model_loading
 from training.models import MetricPoint, TrainingJob
 
 from .models import DownloadAudit, ModelArtifact
@@ -43,9 +43,6 @@ DEFAULT_PROMPTS = [
 # One requirements file per kind of machine (PyPI's Linux torch is the CUDA build, with ~3 GB of
 # nvidia-* wheels a CPU cannot use) and the rest in common.
 REQUIREMENTS = ("requirements-cpu.txt", "requirements-gpu.txt", "requirements-common.txt")
-# The Hub id of each embedded base model: what the package loads when the Hub can be reached.
-EMBEDDED_HUB_IDS = {"embedded:smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # Part of the package's key: raised when what goes into a package changes, so the packages built
 # before (2: the requirements split by machine) are rebuilt on the next download.
 PACKAGE_LAYOUT = 2
@@ -64,14 +61,14 @@ class Export:
     content_type: str
 
 
-def choose(kind: str, fmt: str = "") -> tuple[str, str]:
-    """(kind, format) as export_for takes them: metrics default to CSV, other kinds have no
-    format; ExportError for an unknown kind or metrics format."""
+def choose(kind: str, fmt: str | None = None) -> tuple[str, str]:
+    """(kind, format) as an export is named: metrics as csv (when no format is given) or json,
+    other kinds with no format; ExportError for an unknown kind or metrics format."""
     if kind not in KINDS:
         raise ExportError(f"unknown artifact kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind != DownloadAudit.Kind.METRICS:
         return kind, ""
-    fmt = fmt or "csv"
+    fmt = "csv" if fmt is None else fmt
     if fmt not in METRIC_FORMATS:
         raise ExportError(f"format must be one of {', '.join(METRIC_FORMATS)}")
     return kind, fmt
@@ -79,6 +76,7 @@ def choose(kind: str, fmt: str = "") -> tuple[str, str]:
 
 def export_for(artifact: ModelArtifact, kind: str, fmt: str = "") -> Export:
     """The storage key and download name of an export, building it first if it is missing."""
+    kind, fmt = choose(kind, fmt or None)
     job = artifact.job
     base = slugify(job.name) or str(job.pk)
     if kind == DownloadAudit.Kind.ADAPTERS:
@@ -97,16 +95,11 @@ def export_for(artifact: ModelArtifact, kind: str, fmt: str = "") -> Export:
             ModelArtifact.objects.filter(pk=artifact.pk).update(deployment_package_path=export.key)
             artifact.deployment_package_path = export.key
         return export
-    if kind == DownloadAudit.Kind.METRICS:
-        fmt = fmt or "csv"
-        if fmt not in METRIC_FORMATS:
-            raise ExportError(f"format must be one of {', '.join(METRIC_FORMATS)}")
-        export = Export(storage.job_key(job.pk, f"exports/metrics.{fmt}"), f"{base}-metrics.{fmt}",
-                        "text/csv; charset=utf-8" if fmt == "csv" else "application/json")
-        if not storage.exists(export.key):
-            storage.save_bytes(export.key, metrics_csv(job) if fmt == "csv" else metrics_json(artifact))
-        return export
-    raise ExportError(f"unknown artifact kind {kind!r}; expected one of {', '.join(KINDS)}")
+    export = Export(storage.job_key(job.pk, f"exports/metrics.{fmt}"), f"{base}-metrics.{fmt}",
+                    "text/csv; charset=utf-8" if fmt == "csv" else "application/json")
+    if not storage.exists(export.key):
+        storage.save_bytes(export.key, metrics_csv(job) if fmt == "csv" else metrics_json(artifact))
+    return export
 
 
 # --- Metrics ---------------------------------------------------------------------------------
@@ -266,9 +259,11 @@ def hub_id(artifact: ModelArtifact, base_model: str) -> str:
     except (OSError, ValueError):
         config = {}
     recorded = config.get("base_model_name_or_path") if isinstance(config, dict) else None
-    if isinstance(recorded, str) and HUB_ID.fullmatch(recorded):
+    if isinstance(recorded, str) and model_loading.is_hub_id(recorded):
         return recorded
-    return EMBEDDED_HUB_IDS.get(base_model, "" if base_model.startswith("embedded:") else base_model)
+    if base_model.startswith(model_loading.EMBEDDED_PREFIX):
+        return model_loading.EMBEDDED_HUB_IDS.get(base_model[len(model_loading.EMBEDDED_PREFIX):], "")
+    return base_model
 
 
 def build_deployment_package(artifact: ModelArtifact, key: str) -> None:

@@ -80,15 +80,23 @@ class NoArtifacts(Exception):
     """The job has nothing to download (yet); the message says why, for a person."""
 
 
+def downloadable_artifact(job: TrainingJob) -> ModelArtifact:
+    """The artifact whose files a person may download: a completed job's; NoArtifacts (saying
+    why, for that person) otherwise."""
+    if job.status != Status.COMPLETED:
+        raise NoArtifacts(f"'{job.name}' is {job.get_status_display().lower()}: its files can be downloaded "
+                          "once it has completed.")
+    artifact = artifact_for(job)
+    if artifact is None:
+        raise NoArtifacts(f"'{job.name}' completed but its adapter is not in storage; see the worker's log.")
+    return artifact
+
+
 def export_to_file(job: TrainingJob, kind: str, fmt: str, target: Path) -> tuple[Path, int]:
     """Copy one export of a completed job (packaging.export_for) to the local path `target`, or
     into it under the export's own name when it is a folder; audited as a download by nobody
     (an operator at the command line). Returns (path written, bytes)."""
-    if job.status != Status.COMPLETED:
-        raise NoArtifacts(f"job {job.pk} is {job.status}; its files are ready once it has completed")
-    artifact = artifact_for(job)
-    if artifact is None:
-        raise NoArtifacts(f"job {job.pk} completed but its adapter is not in storage")
+    artifact = downloadable_artifact(job)
     export = packaging.export_for(artifact, kind, fmt)
     if target.is_dir():
         target = target / export.filename

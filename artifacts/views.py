@@ -151,11 +151,10 @@ class DownloadLinkView(_JobArtifactView):
     def get(self, request, job_id, kind):
         if kind not in packaging.KINDS:
             raise exceptions.NotFound(f"No artifact '{kind}'; one of {', '.join(packaging.KINDS)}.")
-        fmt = request.query_params.get("format", "csv" if kind == DownloadAudit.Kind.METRICS else "")
-        if kind == DownloadAudit.Kind.METRICS and fmt not in packaging.METRIC_FORMATS:
-            raise exceptions.ValidationError({"format": "Use csv or json."})
-        if kind != DownloadAudit.Kind.METRICS:
-            fmt = ""
+        try:
+            kind, fmt = packaging.choose(kind, request.query_params.get("format"))
+        except packaging.ExportError as exc:
+            raise exceptions.ValidationError({"format": "Use csv or json."}) from exc
         artifact = self.artifact(request, job_id)
         # Build the export now, so an error shows here rather than to whoever opens the link.
         export = packaging.export_for(artifact, kind, fmt)

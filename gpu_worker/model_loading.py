@@ -19,6 +19,7 @@ import fcntl
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -134,11 +135,17 @@ def resolve_base_model(base_model: str, convert: Callable[[Path, Path], None] = 
     return base_model  # a Hub id
 
 
-def looks_like_hub_id(value: str) -> bool:
-    """`owner/name` as the Hub spells repository ids, and not a folder on this machine."""
-    import re
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
-    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", value)) and not Path(value).expanduser().exists()
+
+def is_hub_id(value: str) -> bool:
+    """`owner/name` as the Hub spells repository ids (a machine's absolute folder never is)."""
+    return bool(HUB_ID.fullmatch(value))
+
+
+def looks_like_hub_id(value: str) -> bool:
+    """A Hub id, and not a folder on this machine."""
+    return is_hub_id(value) and not Path(value).expanduser().exists()
 
 
 def base_model_hub_id(base_model: str, model_path: str) -> str:

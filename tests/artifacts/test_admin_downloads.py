@@ -160,6 +160,6 @@ def test_the_command_refuses_a_bad_job_id(filesystem, tmp_path, job_id, message)
 
 def test_the_command_refuses_a_job_that_has_not_completed(filesystem, make_job, owner, tmp_path):
     job = make_job(owner, status=Status.CANCELLED)
-    with pytest.raises(CommandError, match="is cancelled; its files are ready once it has completed"):
+    with pytest.raises(CommandError, match="is cancelled: its files can be downloaded once it has completed"):
         call_command("download", str(job.pk), "-o", str(tmp_path / "adapter.zip"))
     assert not (tmp_path / "adapter.zip").exists()
