@@ -93,7 +93,13 @@ class ValidationProgressSerializer(serializers.Serializer):
 
 
 class TrainingFileDetailSerializer(TrainingFileSerializer):
-    total_tokens = serializers.IntegerField(read_only=True)
+    total_tokens = serializers.IntegerField(
+        read_only=True, allow_null=True,
+        help_text="Tokens in the dataset as trained (each conversation cut at max_seq_length): "
+                  "token_stats.total_tokens. Null when only a character-based estimate exists.")
+    trainable_tokens = serializers.IntegerField(
+        read_only=True, allow_null=True,
+        help_text="The assistant tokens among total_tokens, the ones the loss trains on: token_stats.trainable_tokens.")
     problems = DatasetProblemSerializer(many=True, read_only=True,
                                         help_text="Errors by line, field and reason (at most 1000; problem_count has all).")
     warnings = DatasetProblemSerializer(
@@ -106,7 +112,7 @@ class TrainingFileDetailSerializer(TrainingFileSerializer):
     class Meta(TrainingFileSerializer.Meta):
         fields = [
             *TrainingFileSerializer.Meta.fields, "validation_report", "problems", "warnings", "warning_count",
-            "validation_progress", "token_stats", "token_stats_model", "total_tokens",
+            "validation_progress", "token_stats", "token_stats_model", "total_tokens", "trainable_tokens",
         ]
         read_only_fields = fields
 

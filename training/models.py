@@ -128,8 +128,9 @@ class TrainingFile(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["created_by", "-created_at"])]
         constraints = [
-            # One record per user and content; another user's identical bytes get their own.
-            models.UniqueConstraint(fields=["created_by", "sha256"], name="training_file_unique_per_user"),
+            # One record per user, content and name: the same upload again is the same record, a new
+            # name is a new record (over the same stored bytes); another user's identical bytes get their own.
+            models.UniqueConstraint(fields=["created_by", "sha256", "name"], name="training_file_unique_per_user"),
         ]
 
     def __str__(self) -> str:
@@ -172,9 +173,23 @@ class TrainingFile(models.Model):
         blob = self.blob
         return {"records": blob.records_validated, "bytes": blob.bytes_validated, "total_bytes": blob.size_bytes}
 
+    # Two counts, each named for what it counts, both read from token_stats (so the API's top-level
+    # fields and token_stats never disagree): every token of every conversation (each cut at
+    # max_seq_length), and the assistant tokens among them, which are the ones the loss trains on.
     @property
-    def total_tokens(self) -> int:
-        return int(self.token_stats.get("trainable_tokens") or self.token_stats.get("total_tokens") or 0)
+    def total_tokens(self) -> int | None:
+        """Tokens in the dataset as trained (each conversation cut at max_seq_length); None when the
+        tokenizer could not count them (token_stats then holds a character-based estimate)."""
+        return self._token_stat("total_tokens")
+
+    @property
+    def trainable_tokens(self) -> int | None:
+        """The assistant tokens among total_tokens: what the loss is computed on."""
+        return self._token_stat("trainable_tokens")
+
+    def _token_stat(self, key: str) -> int | None:
+        value = (self.token_stats or {}).get(key)
+        return int(value) if isinstance(value, int | float) else None
 
     @property
     def problems(self) -> list[dict[str, Any]]:

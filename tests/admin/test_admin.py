@@ -288,10 +288,17 @@ def test_a_dataset_is_uploaded_validated_and_shown(admin_client_for_staff, staff
 
 def test_uploading_the_same_bytes_again_points_at_the_first_upload(admin_client_for_staff):
     upload(admin_client_for_staff, "elena.jsonl", CHAT, name="Elena chats")
-    response = upload(admin_client_for_staff, "copy.jsonl", CHAT)
+    response = upload(admin_client_for_staff, "copy.jsonl", CHAT, name="Elena chats")
     assert TrainingFile.objects.count() == 1
     assert any(level == WARNING and "already uploaded as" in text and "Elena chats" in text
                for level, text in messages_of(response))
+
+
+def test_the_same_bytes_under_a_new_name_are_a_new_dataset_with_that_name(admin_client_for_staff):
+    upload(admin_client_for_staff, "elena.jsonl", CHAT, name="Elena chats")
+    upload(admin_client_for_staff, "copy.jsonl", CHAT)
+    assert sorted(TrainingFile.objects.values_list("name", flat=True)) == ["Elena chats", "copy"]
+    assert TrainingFile.objects.values("blob").distinct().count() == 1
 
 
 def test_an_invalid_upload_shows_its_problems_by_line_and_field(admin_client_for_staff):
@@ -378,6 +385,6 @@ def test_creating_a_job_or_a_dataset_is_logged_once_and_a_duplicate_upload_not_a
                                                                                       make_dataset):
     admin_client_for_staff.post(reverse("admin:training_trainingjob_add"), {**job_form(make_dataset()), "_save": "1"})
     upload(admin_client_for_staff, "elena.jsonl", CHAT, name="Elena chats")
-    upload(admin_client_for_staff, "copy.jsonl", CHAT)
+    upload(admin_client_for_staff, "copy.jsonl", CHAT, name="Elena chats")
     assert sorted(LogEntry.objects.values_list("object_repr", "action_flag")) == [
         ("Elena chats", ADDITION), ("Elena v1", ADDITION)]

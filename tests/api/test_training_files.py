@@ -58,13 +58,41 @@ def test_it_requires_a_file(owner_api):
     assert response.status_code == 400 and "file" in response.data
 
 
-def test_the_same_bytes_again_return_the_same_file(owner_api):
-    first = upload(owner_api, GOOD)
-    second = upload(owner_api, GOOD, filename="copy.jsonl")
+def test_the_same_upload_again_returns_the_same_file(owner_api):
+    first = upload(owner_api, GOOD, name="support chats")
+    second = upload(owner_api, GOOD, filename="copy.jsonl", name="support chats")
 
     assert second.status_code == 200
     assert second.data["id"] == first.data["id"]
     assert TrainingFile.objects.count() == 1
+
+
+def test_the_same_bytes_under_a_new_name_are_a_new_file_with_that_name(owner_api):
+    first = upload(owner_api, GOOD, name="support chats")
+    second = upload(owner_api, GOOD, filename="copy.jsonl")
+
+    assert second.status_code == 202, second.data
+    assert second.data["id"] != first.data["id"] and second.data["name"] == "copy"
+    assert second.data["is_trainable"] is True
+    assert owner_api.get(f"/api/training/files/{first.data['id']}").data["name"] == "support chats"
+    records = TrainingFile.objects.all()
+    assert records.count() == 2 and len({r.blob_id for r in records}) == 1  # one stored copy
+
+
+def test_two_users_uploading_identical_bytes_each_get_their_own_record_under_their_own_name(
+        owner, owner_api, client_for, outsider):
+    mine = upload(owner_api, GOOD, name="olivia's chats")
+    theirs = upload(client_for(outsider), GOOD, name="oscar's chats")
+    # The same name as the first user's too: still never the first user's record.
+    same_name = upload(client_for(outsider), GOOD, filename="x.jsonl", name="olivia's chats")
+
+    assert (mine.status_code, theirs.status_code, same_name.status_code) == (202, 202, 202)
+    assert len({mine.data["id"], theirs.data["id"], same_name.data["id"]}) == 3
+    assert (theirs.data["name"], theirs.data["created_by"]) == ("oscar's chats", "oscar")
+    assert (same_name.data["name"], same_name.data["created_by"]) == ("olivia's chats", "oscar")
+    assert TrainingFile.objects.get(pk=mine.data["id"]).created_by == owner
+    assert {f["id"] for f in client_for(outsider).get("/api/training/files").data["results"]} == {
+        theirs.data["id"], same_name.data["id"]}
 
 
 def test_the_same_bytes_from_someone_else_are_their_own_dataset_and_leak_nothing(owner_api, client_for, outsider):
@@ -93,7 +121,25 @@ def test_the_list_is_a_summary_and_the_detail_is_complete(owner, owner_api, make
     assert "validation_report" not in listed
     assert detail["validation_report"]["message"] == "120 records; all valid."
     assert detail["token_stats"] == {"total_tokens": 48_000, "trainable_tokens": 30_000}
-    assert detail["total_tokens"] == 30_000
+    # Each top-level count is the token_stats figure of the same name, never the other one.
+    assert (detail["total_tokens"], detail["trainable_tokens"]) == (48_000, 30_000)
+
+
+def test_an_uploads_token_counts_agree_with_its_token_stats(owner_api):
+    detail = upload(owner_api, GOOD).data
+
+    stats = detail["token_stats"]
+    assert detail["total_tokens"] == stats["total_tokens"] and detail["trainable_tokens"] == stats["trainable_tokens"]
+    assert 0 < detail["trainable_tokens"] < detail["total_tokens"]
+
+
+def test_without_a_tokenizer_count_the_counts_are_null_and_the_estimate_says_so(owner, owner_api, make_file):
+    dataset = make_file(owner, token_stats={"error": "no tokenizer", "estimated_total_tokens": 600})
+
+    detail = owner_api.get(f"/api/training/files/{dataset.pk}").data
+
+    assert (detail["total_tokens"], detail["trainable_tokens"]) == (None, None)
+    assert detail["token_stats"]["estimated_total_tokens"] == 600
 
 
 def test_files_cannot_be_edited(owner, owner_api, make_file):

@@ -78,13 +78,23 @@ def test_a_filesystem_path_is_accepted(tmp_path, media):
     assert tf.sha256 == hashlib.sha256(CHAT).hexdigest()
 
 
-def test_the_same_bytes_from_the_same_user_are_stored_once(staff, media):
+def test_the_same_upload_again_is_the_same_record(staff, media):
     first = ingest_training_file(uploaded=SimpleUploadedFile("a.jsonl", CHAT), user=staff)
-    again = ingest_training_file(uploaded=SimpleUploadedFile("renamed.jsonl", CHAT), name="Another name", user=staff)
-    assert again.pk == first.pk and again.name == first.name
+    again = ingest_training_file(uploaded=SimpleUploadedFile("a.jsonl", CHAT), user=staff)
+    assert again.pk == first.pk
     assert (first.was_duplicate, again.was_duplicate) == (False, True)
     assert TrainingFile.objects.count() == 1
     assert len(stored_files(media)) == 1
+
+
+def test_the_same_bytes_under_a_new_name_keep_the_new_name_over_one_stored_copy(staff, media):
+    first = ingest_training_file(uploaded=SimpleUploadedFile("a.jsonl", CHAT), user=staff)
+    renamed = ingest_training_file(uploaded=SimpleUploadedFile("renamed.jsonl", CHAT), name="Another name", user=staff)
+    assert renamed.pk != first.pk and (first.name, renamed.name) == ("a", "Another name")
+    assert renamed.was_duplicate is False and renamed.is_trainable
+    assert renamed.blob_id == first.blob_id and len(stored_files(media)) == 1
+    first.refresh_from_db()
+    assert first.name == "a"
 
 
 def test_an_invalid_file_is_stored_as_invalid_with_each_problem_by_line_and_field(media):

@@ -171,7 +171,7 @@ def test_a_second_user_gets_their_own_record_over_the_same_blob(django_user_mode
     olivia, oscar = (django_user_model.objects.create(username=n) for n in ("olivia", "oscar"))
     first = ingest_training_file(uploaded=SimpleUploadedFile("a.jsonl", GOOD), user=olivia, name="secret-project")
     second = ingest_training_file(uploaded=SimpleUploadedFile("b.jsonl", GOOD), user=oscar)
-    again = ingest_training_file(uploaded=SimpleUploadedFile("c.jsonl", GOOD), user=oscar)
+    again = ingest_training_file(uploaded=SimpleUploadedFile("b.jsonl", GOOD), user=oscar)
 
     assert first.pk != second.pk and again.pk == second.pk and again.was_duplicate
     assert first.blob_id == second.blob_id and DatasetBlob.objects.count() == 1

@@ -3,7 +3,8 @@
 An upload is streamed once into a local temporary copy while hashing (never held in memory
 whole; refused past DATASET_MAX_UPLOAD_BYTES). The bytes are stored once per sha256 as a
 DatasetBlob; each user gets their own TrainingFile over it (a second user with identical bytes
-neither learns the first exists nor is blocked). Validation and token statistics run once per
+neither learns the first exists nor is blocked), and a record keeps the name it was uploaded
+under: only the same user's same bytes under the same name are the same record. Validation and token statistics run once per
 blob in the `validate_dataset` Celery task (inline in the embedded, eager default), streaming
 record by record with gpu_worker.data.scan_dataset, so memory stays bounded whatever the file's
 size; progress (records checked, bytes read) is stored on the blob as it goes.
@@ -102,17 +103,19 @@ def ingest_training_file(
     validation task (inline when CELERY_TASK_ALWAYS_EAGER, else enqueued on commit: the record
     is returned pending); "inline" validates in this process before returning (the `train`
     command). The returned record has `was_duplicate`: True when this user had already
-    uploaded these exact bytes (their record is returned, unchanged).
+    uploaded these exact bytes under this name (their record is returned, unchanged); under a
+    new name it is a new record over the same stored bytes (already validated).
     """
     check_upload(uploaded, max_bytes=max_bytes)
     filename = _filename(uploaded)
     ext = Path(filename).suffix.lower()
     limit = settings.DATASET_MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
     owner = user if getattr(user, "pk", None) else None
+    name = (name or Path(filename).stem)[:255]
     with tempfile.TemporaryDirectory(prefix="dataset-") as tmp:
         local = Path(tmp) / f"upload{ext}"
         sha256, size = _copy_and_hash(uploaded, local, limit)
-        existing = _own_record(owner, sha256)
+        existing = _own_record(owner, sha256, name)
         if existing is not None:
             return existing
         record = None
@@ -120,14 +123,14 @@ def ingest_training_file(
             try:
                 record = _create_record(
                     local=local, filename=filename, sha256=sha256, size=size, owner=owner,
-                    name=(name or Path(filename).stem)[:255], description=description, fresh_file=fresh_file,
+                    name=name, description=description, fresh_file=fresh_file,
                 )
                 break
             except DatasetBlob.DoesNotExist:
                 continue
             except IntegrityError:
-                # The same user uploaded the same bytes at the same moment: theirs wins.
-                existing = _own_record(owner, sha256)
+                # The same user uploaded the same bytes under the same name at the same moment: theirs wins.
+                existing = _own_record(owner, sha256, name)
                 if existing is None:
                     raise
                 return existing
@@ -140,8 +143,10 @@ def ingest_training_file(
     return record
 
 
-def _own_record(owner, sha256: str) -> TrainingFile | None:
-    existing = TrainingFile.objects.filter(created_by=owner, sha256=sha256).first()
+def _own_record(owner, sha256: str, name: str) -> TrainingFile | None:
+    """This uploader's record of these bytes under this name; never another user's (each user's
+    records are their own, whatever they contain)."""
+    existing = TrainingFile.objects.filter(created_by=owner, sha256=sha256, name=name).first()
     if existing is not None:
         existing.was_duplicate = True
     return existing
