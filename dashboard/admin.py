@@ -23,6 +23,7 @@ from django.db.models import Count
 from django.http import HttpResponseRedirect, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from artifacts.admin import download_urls
@@ -44,7 +45,7 @@ from training.services import jobs as job_services
 from training.services.datasets import delete_training_file, ingest_training_file
 from training.uploads import upload_too_large
 
-from .forms import UPLOAD_TOO_LARGE, TrainingFileUploadForm, TrainingJobCreateForm
+from .forms import OVERRIDE_FIELDS, UPLOAD_TOO_LARGE, TrainingFileUploadForm, TrainingJobCreateForm
 from .views import dashboard_urls
 
 logger = logging.getLogger(__name__)
@@ -77,13 +78,13 @@ def badge(label: str, color: str):
     )
 
 
-def progress_bar(percentage) -> str:
+def progress_bar(percentage, width_px: int = 90) -> str:
     pct = max(0.0, min(100.0, float(percentage or 0)))
     return format_html(
         '<div style="display:flex;align-items:center;gap:6px">'
-        '<div style="width:90px;height:8px;background:#e5e7eb;border-radius:4px;overflow:hidden">'
+        '<div style="width:{}px;height:8px;background:#e5e7eb;border-radius:4px;overflow:hidden">'
         '<div style="width:{}%;height:8px;background:#16a34a"></div></div><span>{}%</span></div>',
-        f"{pct:.1f}", f"{pct:.0f}",
+        width_px, f"{pct:.1f}", f"{pct:.0f}",
     )
 
 
@@ -92,6 +93,20 @@ def minutes_text(minutes: float | None) -> str:
         return "—"
     minutes = round(minutes)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def number_text(value: float | None, spec: str) -> str:
+    """A reported figure for people (`spec`, e.g. ".4f"), "—" when none was reported."""
+    return "—" if value is None else format(value, spec)
+
+
+def setting_text(value: Any) -> str:
+    """A configured value: floats to four significant digits (2e-4 stays 0.0002), lists joined."""
+    if isinstance(value, float):
+        return format(value, ".4g")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "—" if value is None else str(value)
 
 
 def pretty_json(value: Any):
@@ -409,6 +424,9 @@ class ConfigurationTemplateAdmin(admin.ModelAdmin):
 
 # --- Jobs -------------------------------------------------------------------------------------
 
+# The change page's remaining-time row, left out of a finished job's page.
+TIME_LEFT = "time_left"
+
 
 class RecentEventsFormSet(forms.BaseInlineFormSet):
     LIMIT = 50
@@ -474,8 +492,10 @@ class TrainingJobChangeForm(forms.ModelForm):
 @admin.register(TrainingJob)
 class TrainingJobAdmin(admin.ModelAdmin):
     form = TrainingJobChangeForm
-    list_display = ("name", "status_badge", "progress", "preset", "base_model", "cost", "duration", "created_by",
-                    "tag_list", "created_at", "dashboard_link")
+    # Fits a 1366 px window beside the admin's two sidebars (tests/browser/test_admin_job_list.py):
+    # short headers, cells of two or three lines (the status cell holds the progress bar and the
+    # Dashboard link), and the list's CSS (change_list.html) wraps long names.
+    list_display = ("name", "state", "model_and_preset", "cost", "duration", "created", "tag_list")
     list_filter = ("status", "preset", "created_at", "created_by", "tags", "gpu_pricing_tier", ExecutorFilter, "base_model")
     search_fields = ("name", "notes", "tags__name", "client", "project")
     date_hierarchy = "created_at"
@@ -490,10 +510,14 @@ class TrainingJobAdmin(admin.ModelAdmin):
     add_form = TrainingJobCreateForm
     add_fieldsets = (
         (None, {"fields": ("training_file", "base_model", "preset", "template")}),
+        ("Training settings (optional: each empty one keeps the preset's value)", {"fields": OVERRIDE_FIELDS}),
         ("Where it runs", {"fields": ("executor", "gpu_type", "gpu_pricing_tier")}),
         ("Description", {"fields": ("name", "notes", "tags", "client", "project")}),
     )
     PREVIEW = "_preview"
+    # "Save and start" on the add page and on a pending job's page: saved as by "Save", then
+    # started by job_services.start_job, as the API's POST /jobs/ID/start starts it.
+    SAVE_AND_START = "_saveandstart"
     # The user may annotate a job; everything else is the configuration frozen at creation, or
     # belongs to the lifecycle and the worker.
     EDITABLE = ("notes", "tags")
@@ -501,11 +525,12 @@ class TrainingJobAdmin(admin.ModelAdmin):
         (None, {"fields": ("error_panel", "name", "status_badge", "progress", "current_stage", "recovery",
                            "training_file", "base_model", "preset", "template", "parent", "created_by",
                            "created_at", "started_at", "completed_at")}),
-        ("Cost and duration", {"fields": ("cost", "duration", "estimate_breakdown", "hourly_rate",
-                                          "billable_seconds", "gpu_type", "gpu_pricing_tier", "executor")}),
-        ("Training", {"fields": ("current_epoch", "current_step", "total_steps", "latest_loss", "latest_eval_loss",
-                                 "latest_learning_rate", "latest_perplexity", "estimated_time_remaining_minutes",
-                                 "last_checkpoint_step", "last_heartbeat_at", "attempt")}),
+        ("Cost and duration", {"fields": ("cost", "duration", "estimate_breakdown", "rate", "billable_time",
+                                          "gpu_type", "gpu_pricing_tier", "executor")}),
+        # Numbers as people read them (the columns hold the worker's raw floats); the remaining
+        # time only while the job runs (TIME_LEFT, dropped from a finished job's page).
+        ("Training", {"fields": ("settings_table", "epoch", "steps", "train_loss", "eval_loss", "learning_rate",
+                                 "perplexity", TIME_LEFT, "last_checkpoint_step", "last_heartbeat_at", "attempt")}),
         ("Attempts", {"fields": ("attempts_table",)}),
         ("Notes", {"fields": ("notes", "tags", "client", "project", "description")}),
         ("Configuration", {"classes": ("collapse",), "fields": ("configuration_json", "results_json", "error_details_json")}),
@@ -515,7 +540,13 @@ class TrainingJobAdmin(admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related("tags")
 
     def get_fieldsets(self, request, obj=None):
-        return self.add_fieldsets if obj is None else self.change_fieldsets
+        if obj is None:
+            return self.add_fieldsets
+        if not obj.is_terminal:
+            return self.change_fieldsets
+        # A finished job has no time left: no row that could say otherwise.
+        return tuple((name, {**opts, "fields": tuple(f for f in opts["fields"] if f != TIME_LEFT)})
+                     for name, opts in self.change_fieldsets)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -558,19 +589,35 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def progress(self, obj: TrainingJob):
         return progress_bar(obj.progress_percentage)
 
-    @admin.display(description="Cost (est. / actual)", ordering="cost_estimate")
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: TrainingJob):
+        """The list's status cell: the badge, the progress bar, and the live dashboard's link."""
+        return format_html('{}<div style="margin:4px 0">{}</div>{}', self.status_badge(obj),
+                           progress_bar(obj.progress_percentage, width_px=48), self.dashboard_link(obj))
+
+    @admin.display(description="Model · preset", ordering="base_model__name")
+    def model_and_preset(self, obj: TrainingJob):
+        return format_html("{}<br>{}", obj.base_model.name, obj.preset.name if obj.preset else "custom")
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj: TrainingJob):
+        return format_html("{}<br>{}", f"{timezone.localtime(obj.created_at):%Y-%m-%d %H:%M}",
+                           obj.created_by.get_username() if obj.created_by else "—")
+
+    @admin.display(description="Cost est. / actual", ordering="cost_estimate")
     def cost(self, obj: TrainingJob):
         if obj.cost_estimate is None:
             estimate = "—"
         elif obj.cost_estimate_low is not None and obj.cost_estimate_high is not None:
-            estimate = f"${obj.cost_estimate} (${obj.cost_estimate_low}–{obj.cost_estimate_high})"
+            estimate = f"${obj.cost_estimate:,} (${obj.cost_estimate_low:,}–{obj.cost_estimate_high:,})"
         else:
-            estimate = f"${obj.cost_estimate}"
+            estimate = f"${obj.cost_estimate:,}"
         if not obj.was_started:
             return estimate
         # Seed 002: warn when the actual cost runs more than 20% over the estimate.
         over = obj.cost_estimate is not None and obj.actual_cost > obj.cost_estimate * Decimal("1.2")
-        actual = format_html('<span style="color:{}">${}</span>', "#dc2626" if over else "inherit", obj.actual_cost)
+        actual = format_html('<span style="color:{}">${}</span>', "#dc2626" if over else "inherit",
+                             f"{obj.actual_cost:,}")
         return format_html("{} / {}", estimate, actual)
 
     ATTEMPT_COLUMNS = ("#", "Executor", "Tier", "GPU", "Rate", "Launched", "Started", "Ended", "Billed", "Outcome",
@@ -599,13 +646,67 @@ class TrainingJobAdmin(admin.ModelAdmin):
         head = format_html_join("", "<th>{}</th>", ((c,) for c in self.ATTEMPT_COLUMNS))
         return format_html('<table id="attempts-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, rows)
 
-    @admin.display(description="Duration (actual / est.)")
+    @admin.display(description="Duration / est.")
     def duration(self, obj: TrainingJob) -> str:
-        estimated = minutes_text(obj.estimated_duration_minutes)
+        # Non-breaking spaces inside each figure: a narrow list cell wraps between the figures,
+        # never inside "20 h 34 min".
+        def unbroken(minutes: float | None) -> str:
+            return minutes_text(minutes).replace(" ", "\u00a0")
+
+        estimated = unbroken(obj.estimated_duration_minutes)
         elapsed = obj.elapsed
         if elapsed is None:
-            return f"est. {estimated}"
-        return f"{minutes_text(elapsed.total_seconds() / 60)} / {estimated}"
+            return f"est.\u00a0{estimated}"
+        return f"{unbroken(elapsed.total_seconds() / 60)} / {estimated}"
+
+    @admin.display(description="Epoch")
+    def epoch(self, obj: TrainingJob) -> str:
+        return number_text(obj.current_epoch, ".2f")
+
+    @admin.display(description="Step")
+    def steps(self, obj: TrainingJob) -> str:
+        if obj.current_step is None and obj.total_steps is None:
+            return "—"
+        step = "—" if obj.current_step is None else f"{obj.current_step:,}"
+        return f"{step} / {obj.total_steps:,}" if obj.total_steps else step
+
+    @admin.display(description="Training loss")
+    def train_loss(self, obj: TrainingJob) -> str:
+        return number_text(obj.latest_loss, ".4f")
+
+    @admin.display(description="Held-out loss")
+    def eval_loss(self, obj: TrainingJob) -> str:
+        return number_text(obj.latest_eval_loss, ".4f")
+
+    @admin.display(description="Learning rate")
+    def learning_rate(self, obj: TrainingJob) -> str:
+        return number_text(obj.latest_learning_rate, ".3g")
+
+    @admin.display(description="Perplexity")
+    def perplexity(self, obj: TrainingJob) -> str:
+        return number_text(obj.latest_perplexity, ".2f")
+
+    @admin.display(description="Time remaining")
+    def time_left(self, obj: TrainingJob) -> str:
+        return "—" if obj.is_terminal else minutes_text(obj.estimated_time_remaining_minutes)
+
+    @admin.display(description="Rate")
+    def rate(self, obj: TrainingJob) -> str:
+        return f"${obj.hourly_rate:.2f}/h"
+
+    @admin.display(description="Billed time")
+    def billable_time(self, obj: TrainingJob) -> str:
+        return minutes_text(obj.billable_seconds / 60) if obj.billable_seconds else "—"
+
+    @admin.display(description="Settings")
+    def settings_table(self, obj: TrainingJob):
+        """The hyperparameters the job was created with (preset, template and overrides merged)."""
+        hyper = obj.hyperparameters or {}
+        if not hyper:
+            return "—"
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
+                                ((k.replace("_", " "), setting_text(v)) for k, v in sorted(hyper.items())))
+        return format_html('<table id="settings-table"><tbody>{}</tbody></table>', rows)
 
     @admin.display(description="Dashboard")
     def dashboard_link(self, obj: TrainingJob):
@@ -653,16 +754,25 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def _apply(self, request, queryset, verb: str, service) -> list[tuple[TrainingJob, Any]]:
         done = []
         for job in queryset.select_related(None).order_by("created_at"):
-            try:
-                result = service(job)
-            except (IllegalTransition, ValidationError) as exc:
-                self.message_user(request, messages_of(exc), messages.WARNING)
-            except Exception as exc:  # noqa: BLE001 — an operator sees a sentence, never a trace
-                logger.exception("admin action %s failed for job %s", verb, job.pk)
-                self.message_user(request, f"Could not {verb} job '{job.name}': {exc}", messages.ERROR)
-            else:
+            ok, result = self._try(request, job, verb, service)
+            if ok:
                 done.append((job, result))
         return done
+
+    def _try(self, request, job: TrainingJob, verb: str, service) -> tuple[bool, Any]:
+        """service(job), a refusal or failure told as a message: (True, its result) or (False, None)."""
+        try:
+            return True, service(job)
+        except (IllegalTransition, ValidationError) as exc:
+            self.message_user(request, messages_of(exc), messages.WARNING)
+        except Exception as exc:  # noqa: BLE001 — an operator sees a sentence, never a trace
+            logger.exception("admin action %s failed for job %s", verb, job.pk)
+            self.message_user(request, f"Could not {verb} job '{job.name}': {exc}", messages.ERROR)
+        return False, None
+
+    def _start(self, request, job: TrainingJob) -> bool:
+        started, _ = self._try(request, job, "start", lambda j: job_services.start_job(j, user=request.user))
+        return started
 
     @admin.action(description="Start selected jobs")
     def start_jobs(self, request, queryset):
@@ -728,6 +838,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
             "estimate": None,
             "estimate_html": "",
             "estimate_url": reverse("admin:training_trainingjob_estimate"),
+            "override_fields": OVERRIDE_FIELDS,
             "preset_notes": {
                 str(p.pk): f"{p.explanation} Best for: {p.best_for}"
                 for p in HyperparameterPreset.objects.filter(is_active=True)
@@ -759,10 +870,30 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
     def response_add(self, request, obj: TrainingJob, post_url_continue=None):
         url = reverse("admin:training_trainingjob_change", args=[obj.pk])
-        self.message_user(request, format_html(
-            'Created <a href="{}">{}</a>: {}. It is pending; use "Start selected jobs" to launch it.',
-            url, obj.name, obj.estimate.get("summary", "")), messages.SUCCESS)
+        summary = obj.estimate.get("summary", "")
+        if self.SAVE_AND_START not in request.POST:
+            self.message_user(request, format_html(
+                'Created <a href="{}">{}</a>: {}. It is pending: "Save and start" on its page, or "Start selected '
+                'jobs" in the list, launches it.', url, obj.name, summary), messages.SUCCESS)
+        elif self._start(request, obj):
+            self.message_user(request, self.started_message(obj, "Created and started", f": {summary}."),
+                              messages.SUCCESS)
+        else:  # _start said why; the job exists all the same
+            self.message_user(request, f"Job '{obj.name}' was created but not started; it is pending.",
+                              messages.WARNING)
         return HttpResponseRedirect(url)
+
+    def response_change(self, request, obj: TrainingJob):
+        if self.SAVE_AND_START not in request.POST:
+            return super().response_change(request, obj)
+        # The notes and tags are saved (save_model); now the start, refused as the API refuses it.
+        if self._start(request, obj):
+            self.message_user(request, self.started_message(obj, "Saved and started", "."), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:training_trainingjob_change", args=[obj.pk]))
+
+    def started_message(self, job: TrainingJob, verb: str, tail: str):
+        return format_html('{} {}{} <a href="{}">Watch it on its dashboard</a>.', verb, job.name, tail,
+                           reverse("admin:training_trainingjob_dashboard", args=[job.pk]))
 
 
 # --- What jobs report (read-only) --------------------------------------------------------------

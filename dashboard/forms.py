@@ -34,6 +34,27 @@ from training.services.estimate import estimate_for_configuration
 UPLOAD_TOO_LARGE = "upload_too_large"
 TAGS_MESSAGE = "Tags may contain letters, numbers, hyphens and underscores only."
 
+# The settings the add form offers beside the preset, named as the worker names them so that
+# resolve_configuration's refusal (the API's, word for word) lands on its field.
+OVERRIDE_FIELDS = ("max_steps", "num_epochs", "learning_rate", "lora_r", "lora_alpha", "per_device_batch_size",
+                   "max_seq_length", "checkpoint_interval")
+KEEPS_PRESET = " Empty: the preset's value (shown greyed)."
+
+
+class NumberField(forms.FloatField):
+    """A number as typed: "1" is 1 and "0.5" is 0.5, as a JSON body to the API would carry it (so
+    the configuration, and a refusal's "(got 0)", read the same from both)."""
+
+    def to_python(self, value):
+        number = super().to_python(value)
+        return int(number) if number is not None and number.is_integer() else number
+
+
+def override(kind: type[forms.Field], label: str, help_text: str, empty: str = KEEPS_PRESET) -> forms.Field:
+    """An optional setting: only its type is checked here; every range is the worker's
+    (WorkerConfig.validate, through resolve_configuration), exactly as for the API."""
+    return kind(label=label, required=False, help_text=help_text + empty)
+
 
 def preset_help() -> str:
     presets = HyperparameterPreset.objects.filter(is_active=True)
@@ -68,11 +89,23 @@ class TrainingJobCreateForm(forms.ModelForm):
     gpu_pricing_tier = forms.ChoiceField(choices=TrainingJob.PricingTier.choices, initial=defaults.DEFAULT_PRICING_TIER,
                                          label="GPU pricing", help_text="Spot is 50-80% cheaper and may be interrupted; "
                                          "interrupted jobs resume from their last checkpoint.")
+    # Overrides (OVERRIDE_FIELDS): empty keeps the preset's or template's value.
+    max_steps = override(forms.IntegerField, "Max steps", "Stop after this many optimiser steps; -1: as many as "
+                         "the epochs take.")
+    num_epochs = override(NumberField, "Epochs", "Passes over the training split, e.g. 1 or 0.5.")
+    learning_rate = override(forms.FloatField, "Learning rate", "Peak learning rate, e.g. 0.0002 or 2e-4.")
+    lora_r = override(forms.IntegerField, "LoRA rank (r)", "Adapter rank: higher learns more, trains slower.")
+    lora_alpha = override(forms.IntegerField, "LoRA alpha", "Adapter scaling is alpha / r.")
+    per_device_batch_size = override(forms.IntegerField, "Batch size", "Sequences per forward pass.")
+    max_seq_length = override(forms.IntegerField, "Max sequence length", "Tokens per conversation; longer ones "
+                              "are cut.")
+    checkpoint_interval = override(forms.IntegerField, "Checkpoint every N steps", "0: only when interrupted.",
+                                   " Empty: about ten checkpoints per job.")
 
     class Meta:
         model = TrainingJob
         fields = ("training_file", "base_model", "preset", "template", "executor", "gpu_type", "gpu_pricing_tier",
-                  "name", "notes", "tags", "client", "project")
+                  *OVERRIDE_FIELDS, "name", "notes", "tags", "client", "project")
         # Every field is declared above: create_job's inputs, not the model's columns (tags is
         # comma-separated text, base_model may be left empty). Excluded from the ModelForm's own
         # handling, so it neither initialises, fills nor validates a TrainingJob of its own.
@@ -90,6 +123,15 @@ class TrainingJobCreateForm(forms.ModelForm):
         preset = defaults.default_preset(active_only=True)
         if preset is not None:
             self.fields["preset"].initial = preset.pk
+            self.show_defaults(preset.hyperparameters())
+
+    def show_defaults(self, hyperparameters: dict[str, Any]) -> None:
+        """Each empty override's placeholder: the value the job gets without it."""
+        for name in OVERRIDE_FIELDS:
+            value = hyperparameters.get(name)
+            # 3.0 as 3 and 0.0002 as 0.0002, as the page's script writes them.
+            text = format(value, "g") if isinstance(value, float) else str(value)
+            self.fields[name].widget.attrs["placeholder"] = "" if value is None else text
 
     def clean_tags(self) -> str:
         slug = forms.SlugField()
@@ -112,6 +154,7 @@ class TrainingJobCreateForm(forms.ModelForm):
                     base_model=self.resolved_base_model(), preset=data.get("preset"), template=data.get("template"),
                     overrides=self.overrides(),
                 )
+                self.show_defaults(self.configuration["hyperparameters"])
             except ValidationError as exc:
                 self.add_service_error(exc)
         return data
@@ -128,6 +171,7 @@ class TrainingJobCreateForm(forms.ModelForm):
         overrides = {"executor": data["executor"], "gpu_pricing_tier": data["gpu_pricing_tier"]}
         if data.get("gpu_type"):
             overrides["gpu_type"] = data["gpu_type"]
+        overrides.update({name: data[name] for name in OVERRIDE_FIELDS if data.get(name) is not None})
         return overrides
 
     def tag_names(self) -> list[str]:
