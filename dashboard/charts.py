@@ -16,8 +16,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, ScalarFormatter  # noqa: E402
+
+from core import humanize  # noqa: E402
 
 WIDTH_IN, HEIGHT_IN = 6.4, 2.8
 COLORS = {"train": "#2563eb", "eval": "#ea580c", "best": "#16a34a", "anomaly": "#dc2626", "other": "#7c3aed"}
@@ -92,7 +96,21 @@ def render_svg(chart: Chart) -> bytes:
         if chart.log_y and all(v > 0 for s in chart.series for v in _finite_pairs(s.x, s.y)[1]):
             ax.set_yscale("log")
         ax.legend(fontsize=7, loc="upper right", frameon=False)
+        _format_ticks(ax, log_y=ax.get_yscale() == "log")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="svg")
     return buffer.getvalue()
+
+
+def _format_ticks(ax: Axes, *, log_y: bool) -> None:
+    """Tick labels people read: thousands separated (80,000 MB, step 12,000), small values with
+    one shared power of ten (1.90 ... 2.10 ×10⁻⁴ for a learning rate) instead of 0.0001900."""
+    axes = [(ax.xaxis, ax.get_xlim())] + ([] if log_y else [(ax.yaxis, ax.get_ylim())])
+    for axis, (low, high) in axes:
+        if max(abs(low), abs(high)) >= 10_000:
+            axis.set_major_formatter(FuncFormatter(lambda value, _pos: humanize.integer(value)))
+        else:
+            formatter = ScalarFormatter(useMathText=True)
+            formatter.set_powerlimits((-3, 4))
+            axis.set_major_formatter(formatter)

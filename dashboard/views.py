@@ -3,8 +3,11 @@
 
 `dashboard_urls(model_admin)` gives TrainingJobAdmin its routes:
 
-- `dashboard/`            the page: status card, stage indicators, charts, metrics table, cost
-                          tracker, analyser's advice and quality score, event log, actions;
+- `dashboard/`            the page: for a finished job a result block first (perplexity and
+                          held-out loss before → after, the final verdict), then the status card,
+                          stage indicators, charts, metrics table, cost tracker, the analyser's
+                          advice (its verdict once the job has ended) and quality score, the
+                          event log (heartbeats folded out unless asked for), actions;
 - `dashboard/data/`       the card's figures as JSON; the page fetches it every few seconds and
                           updates text and chart URLs in place (no reload);
 - `dashboard/chart/<name>.svg`  one chart (loss, lr, throughput, gpu) drawn by dashboard.charts;
@@ -14,6 +17,12 @@ Every view runs a fixed number of queries whatever the job's history: charts rea
 through one GROUP BY into at most CHART_POINTS buckets (min, mean and max per bucket, so spikes
 survive), never the whole history; the advice is read off the job's incremental trend state
 (monitoring.services.trend_analysis, the same the metrics API returns).
+
+Every number is formatted by core.humanize (losses to 4 significant digits, percentages to one
+decimal, durations as "16m 30s", money as "$1,234.50"); the JSON feed carries the same text, so
+the page's script writes strings and formats nothing. Two perplexities appear and are named
+apart: the validation step's token-weighted one (the result, ModelArtifact.perplexity_*) and the
+metrics table's exp(eval loss) of the Trainer's periodic evaluation.
 """
 
 from __future__ import annotations
@@ -40,7 +49,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from monitoring.services import trend_analysis
+from core import humanize
+from monitoring.quality import COMPONENT_MAX
+from monitoring.recommendation import Outcome, improvement_pct
+from monitoring.services import job_outcome, job_verdict, last_evaluation, trend_analysis
 from training.lifecycle import TERMINAL, WORKER_STAGES, IllegalTransition, Status
 from training.models import JobEvent, MetricPoint, TrainingJob
 from training.services import jobs as job_services
@@ -137,38 +149,27 @@ def stage_times(job: TrainingJob, now: datetime | None = None) -> list[dict[str,
             spent[to] = spent.get(to, 0.0) + max(0.0, (until - at).total_seconds())
     stages = [s.value for s in WORKER_STAGES]
     current = job.status if job.status in stages else None
+    # A failed or cancelled job ended inside its last stage: that one stopped, it did not finish.
+    stopped = job.current_stage if job.status in (Status.FAILED, Status.CANCELLED) else None
     reached = {s for s in spent if s in stages} | ({job.current_stage} if job.current_stage else set())
     result = []
     for stage in WORKER_STAGES:
         estimate = (job.estimate or {}).get("stages", {}).get(ESTIMATE_KEYS.get(stage, ""), None)
-        state = "current" if stage == current else ("done" if stage in reached or job.status == Status.COMPLETED
-                                                     else "upcoming")
+        if stage == current:
+            state = "current"
+        elif stage == stopped:
+            state = job.status  # "failed" or "cancelled"
+        elif stage in reached or job.status == Status.COMPLETED:
+            state = "done"
+        else:
+            state = "upcoming"
         result.append({"stage": stage.value, "label": STAGE_LABELS[stage], "state": state,
-                       "seconds": spent.get(stage.value), "spent": duration_text(spent.get(stage.value)),
-                       "estimate": duration_text(float(estimate) * 60) if estimate is not None else ""})
+                       "seconds": spent.get(stage.value), "spent": humanize.duration(spent.get(stage.value)),
+                       "estimate": humanize.duration(float(estimate) * 60) if estimate is not None else ""})
     return result
 
 
 # --- Presenting --------------------------------------------------------------------------------
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-def number(value: float | None, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}g}"
 
 
 def cost_figures(job: TrainingJob) -> dict[str, Any]:
@@ -181,13 +182,63 @@ def cost_figures(job: TrainingJob) -> dict[str, Any]:
     else:
         rate = None
     over = estimate is not None and estimate > 0 and actual > estimate * COST_WARNING_FACTOR
-    warning = (f"Actual cost ${actual} is {((actual / estimate) - 1) * 100:.0f}% over the estimate ${estimate}."
-               if over else "")
-    return {"estimate": f"${estimate}" if estimate is not None else "—",
-            "range": (f"${job.cost_estimate_low}–{job.cost_estimate_high}"
-                      if job.cost_estimate_low is not None and job.cost_estimate_high is not None else ""),
-            "actual": f"${actual}", "rate": f"${rate:.2f}/h" if rate is not None else "—",
+    warning = (f"Actual cost {humanize.money(actual)} is {humanize.percent((actual / estimate - 1) * 100, 0)} "
+               f"over the estimate {humanize.money(estimate)}." if over else "")
+    low, high = job.cost_estimate_low, job.cost_estimate_high
+    return {"estimate": humanize.money(estimate),
+            "range": f"({humanize.money(low)}–{humanize.money(high)})" if low is not None and high is not None else "",
+            "actual": humanize.money(actual), "rate": f"{humanize.money(rate)}/h" if rate is not None else "—",
             "over": over, "warning": warning}
+
+
+def stage_text(job: TrainingJob) -> str:
+    """The card's Stage: the current one while it runs; how it ended once it has."""
+    if job.status == Status.COMPLETED:
+        return "Finished (all stages done)"
+    if job.status in (Status.FAILED, Status.CANCELLED):
+        where = STAGE_LABELS.get(job.current_stage)
+        verb = "Failed" if job.status == Status.FAILED else "Cancelled"
+        return f"{verb} during {where.lower()}" if where else f"{verb} before any stage ran"
+    return Status(job.current_stage).label if job.current_stage in Status.values else (job.current_stage or "—")
+
+
+def result_figures(outcome: Outcome | None, last_eval: tuple[int, float] | None) -> dict[str, str]:
+    """The result block's figures as text, "" where there is nothing to show (a running job, or
+    a finished one the validation step did not measure). The headline is the validation step's
+    perplexity; the Trainer's exp(eval loss) is named and explained next to it."""
+    figures = dict.fromkeys(("result_perplexity", "result_perplexity_change", "result_loss", "result_loss_change",
+                             "result_heldout", "result_trainer_note"), "")
+    if outcome is None or outcome.ending != Status.COMPLETED:
+        return figures
+    base, trained = outcome.perplexity_base, outcome.perplexity_trained
+    if base is not None and trained is not None:
+        pct = improvement_pct(base, trained)
+        direction = "lower (better)" if trained < base else ("higher (worse)" if trained > base else "unchanged")
+        figures["result_perplexity"] = humanize.change(base, trained)
+        figures["result_perplexity_change"] = (f"{humanize.percent(abs(pct or 0))} {direction}, "
+                                               f"{humanize.signed(trained - base)} absolute")
+    if outcome.loss_base is not None and outcome.loss_trained is not None:
+        figures["result_loss"] = humanize.change(outcome.loss_base, outcome.loss_trained)
+        figures["result_loss_change"] = f"{humanize.signed(outcome.loss_trained - outcome.loss_base)} absolute"
+    if outcome.heldout_samples is not None:
+        tokens = (f", {humanize.integer(outcome.heldout_tokens)} assistant tokens"
+                  if outcome.heldout_tokens is not None else "")
+        figures["result_heldout"] = f"{humanize.integer(outcome.heldout_samples)} held-out samples{tokens}"
+    if last_eval is not None and figures["result_perplexity"]:
+        step, loss = last_eval
+        figures["result_trainer_note"] = (
+            f"The metrics table's exp(eval loss), {exp_text(loss)} at step {humanize.integer(step)}, is the "
+            "Trainer's periodic evaluation on the same held-out set: it averages per-batch mean losses "
+            "instead of weighting every token equally, so it differs a little from the validation "
+            "perplexity above, which is the figure of record (also in the adapter's summary and package).")
+    return figures
+
+
+def exp_text(loss: float | None) -> str:
+    """exp(loss) for people; "—" when there is none or it would overflow (a diverged loss)."""
+    if loss is None or not math.isfinite(loss) or loss > 700:
+        return "—"
+    return humanize.significant(math.exp(loss))
 
 
 def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dict[str, Any]:
@@ -195,31 +246,51 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
     elapsed = job.elapsed
     progress = float(job.progress_percentage or 0)
     cost = cost_figures(job)
-    # The incremental analysis the ingestion keeps (the same the metrics API returns).
-    advice = trend_analysis(job)["recommendation"]
+    last_eval = last_evaluation(job.pk)
+    outcome = job_outcome(job, last_eval=last_eval)
+    verdict = job_verdict(job, outcome)
+    if verdict is not None:
+        advice_label, advice_action, advice_reason = "Verdict", verdict.headline, verdict.reason
+    else:
+        # The incremental analysis the ingestion keeps (the same the metrics API returns).
+        advice = trend_analysis(job)["recommendation"]
+        advice_label, advice_action, advice_reason = "Advice", advice["action"].replace("_", " "), advice["reason"]
+    # A finished job has no time left, whatever the last heartbeat estimated.
     eta = None if job.is_terminal else job.estimated_time_remaining_minutes
+    # Written only from the validation step's results (ingest.apply_validation_results).
+    validation_perplexity = job.latest_perplexity
+    step_total = humanize.integer(job.total_steps) if job.total_steps else "—"
     text = {
         "status": job.get_status_display(),
-        "stage": Status(job.current_stage).label if job.current_stage in Status.values else (job.current_stage or "—"),
-        "progress": f"{progress:.1f}%",
-        "step": f"{job.current_step if job.current_step is not None else '—'} / {job.total_steps or '—'}",
-        "epoch": number(job.current_epoch, 3),
-        "elapsed": duration_text(elapsed.total_seconds()) if elapsed else "—",
-        "eta": duration_text(eta * 60) if eta is not None else "—",
+        "stage": stage_text(job),
+        "progress": humanize.percent(progress),
+        "step": f"{humanize.integer(job.current_step)} / {step_total}",
+        "epoch": humanize.significant(job.current_epoch, 3, trim=True),
+        "elapsed": humanize.duration(elapsed.total_seconds()) if elapsed else "—",
+        "eta": humanize.duration(eta * 60) if eta is not None else "—",
         "interruptions": job.recovery_summary() or "No interruptions.",
-        "train_loss": number(job.latest_loss), "eval_loss": number(job.latest_eval_loss),
-        "learning_rate": number(job.latest_learning_rate, 3), "perplexity": number(job.latest_perplexity),
-        "cost_estimate": cost["estimate"], "cost_actual": cost["actual"], "cost_rate": cost["rate"],
-        "cost_warning": cost["warning"],
-        "advice_action": advice["action"].replace("_", " "), "advice_reason": advice["reason"],
+        "train_loss": humanize.significant(job.latest_loss),
+        "eval_loss": humanize.significant(last_eval[1] if last_eval else job.latest_eval_loss),
+        "eval_step": f"step {humanize.integer(last_eval[0])}" if last_eval else "",
+        "eval_perplexity": exp_text(last_eval[1] if last_eval else job.latest_eval_loss),
+        "learning_rate": humanize.scientific(job.latest_learning_rate),
+        "perplexity": (humanize.significant(validation_perplexity) if validation_perplexity is not None
+                       else "— (measured after training)"),
+        "cost_estimate": cost["estimate"], "cost_range": cost["range"], "cost_actual": cost["actual"],
+        "cost_rate": cost["rate"], "cost_warning": cost["warning"],
+        "advice_label": advice_label, "advice_action": advice_action, "advice_reason": advice_reason,
+        "verdict": verdict.reason if verdict is not None else "",
         "quality": (f"{job.quality['score']}/100 (grade {job.quality['grade']})" if job.quality else "—"),
-        "points": f"{buckets.total_points}",
+        "points": humanize.integer(buckets.total_points),
+        **result_figures(outcome, last_eval),
     }
     return {
         "text": text,
         "status": job.status,
         "progress": progress,
         "is_terminal": job.is_terminal,
+        "verdict_kind": verdict.kind if verdict is not None else "",
+        "has_result": bool(text["result_perplexity"]),
         "cost_over": cost["over"],
         "can_cancel": not job.is_terminal,
         "can_retry": job.status in (Status.FAILED, Status.CANCELLED),
@@ -242,6 +313,16 @@ def event_summary(payload: Any) -> str:
     if isinstance(points, list) and points:
         steps = [p.get("step") for p in points if isinstance(p, dict) and isinstance(p.get("step"), int)]
         return f"{len(points)} points" + (f", steps {min(steps)}–{max(steps)}" if steps else "")
+    evaluators = payload.get("evaluators")
+    if isinstance(evaluators, dict):  # validation_results
+        perplexity = evaluators.get("perplexity") if isinstance(evaluators.get("perplexity"), dict) else {}
+        if perplexity.get("base") is not None or perplexity.get("trained") is not None:
+            return f"validation perplexity {humanize.change(perplexity.get('base'), perplexity.get('trained'))}"
+        return "validation: " + (", ".join(map(str, evaluators)) or "no evaluators")
+    if "final_train_loss" in payload or "final_eval_loss" in payload:  # completed
+        return (f"completed: {humanize.integer(payload.get('steps'))} steps, training loss "
+                f"{humanize.significant(payload.get('final_train_loss'))}, held-out loss "
+                f"{humanize.significant(payload.get('final_eval_loss'))}")
     for key in ("message", "error_message", "reason", "action", "stage"):
         if payload.get(key):
             return str(payload[key])[:160]
@@ -251,13 +332,36 @@ def event_summary(payload: Any) -> str:
 
 
 def payload_text(payload: Any) -> str:
-    text = json.dumps(payload, indent=2, default=str)
+    # Floats rounded for reading (2.9872450828552246 -> 2.987); the admin's event page and the
+    # API keep the stored payload at full precision.
+    text = json.dumps(humanize.rounded_floats(payload), indent=2, default=str)
     return text if len(text) <= PAYLOAD_CHARS else text[:PAYLOAD_CHARS] + "\n… (truncated)"
 
 
-def metric_rows(job: TrainingJob) -> list[dict[str, Any]]:
-    rows = list(MetricPoint.objects.filter(job_id=job.pk).order_by("-step").values(*TABLE_FIELDS)[:TABLE_ROWS])
-    return [{**row, "reported_at": row["reported_at"].isoformat(timespec="seconds")} for row in rows]
+def metric_rows(job: TrainingJob) -> list[dict[str, str]]:
+    """The latest TABLE_ROWS points as the table's text, newest first ("" for a missing value).
+    `perplexity` is exp(eval_loss) of the Trainer's periodic evaluation (reports.clean_point)."""
+    rows = MetricPoint.objects.filter(job_id=job.pk).order_by("-step").values(*TABLE_FIELDS)[:TABLE_ROWS]
+    return [metric_row(row) for row in rows]
+
+
+def metric_row(row: dict[str, Any]) -> dict[str, str]:
+    def show(text: str) -> str:
+        return "" if text == humanize.MISSING else text
+
+    return {
+        "step": humanize.integer(row["step"]),
+        "epoch": show(humanize.significant(row["epoch"], 3, trim=True)),
+        "train_loss": show(humanize.significant(row["train_loss"])),
+        "eval_loss": show(humanize.significant(row["eval_loss"])),
+        "learning_rate": show(humanize.scientific(row["learning_rate"])),
+        "perplexity": show(humanize.significant(row["perplexity"])),
+        "grad_norm": show(humanize.significant(row["grad_norm"], 3)),
+        "tokens_per_second": show(humanize.integer(row["tokens_per_second"])),
+        "gpu_memory_used_mb": show(humanize.integer(row["gpu_memory_used_mb"])),
+        "gpu_utilization_pct": show(humanize.percent(row["gpu_utilization_pct"], 0)),
+        "reported_at": row["reported_at"].isoformat(timespec="seconds"),
+    }
 
 
 def interruption_rows(job: TrainingJob) -> list[dict[str, Any]]:
@@ -266,13 +370,43 @@ def interruption_rows(job: TrainingJob) -> list[dict[str, Any]]:
     for attempt in job.attempts.interruptions().order_by("number"):
         rows.append({
             "number": attempt.number, "tier": attempt.get_pricing_tier_display(),
-            "gpu": attempt.gpu_type or "—", "rate": f"${attempt.hourly_rate:.2f}/h",
-            "ran": duration_text(attempt.seconds_until(attempt.ended_at)) if attempt.ended_at else "—",
+            "gpu": attempt.gpu_type or "—", "rate": f"{humanize.money(attempt.hourly_rate)}/h",
+            "ran": humanize.duration(attempt.seconds_until(attempt.ended_at)) if attempt.ended_at else "—",
             "ended_at": attempt.ended_at.isoformat(timespec="seconds") if attempt.ended_at else "—",
-            "reason": job.mask_secret(attempt.reason), "lost_minutes": f"{attempt.lost_minutes} min",
-            "lost_dollars": f"${attempt.lost_dollars}",
+            "reason": job.mask_secret(attempt.reason), "lost_minutes": humanize.duration(attempt.lost_minutes * 60),
+            "lost_dollars": humanize.money(attempt.lost_dollars),
         })
     return rows
+
+
+def quality_components(quality: dict[str, Any] | None) -> list[str]:
+    """"loss reduction: 25/30" for each component of the stored quality score."""
+    components = (quality or {}).get("components") or {}
+    return [f"{name.replace('_', ' ')}: {humanize.integer(points)}/{COMPONENT_MAX.get(name, '?')}"
+            for name, points in components.items() if isinstance(points, int | float)]
+
+
+@dataclass(frozen=True)
+class EventLog:
+    rows: list[tuple[JobEvent, str, str]]  # (event, one-line summary, payload text)
+    hidden_heartbeats: int  # folded out of `rows`; the page offers to show them
+
+
+def event_log(job: TrainingJob, event_type: str = "", *, show_heartbeats: bool = False) -> EventLog:
+    """The newest EVENT_ROWS events, of one type when `event_type` is given. Heartbeats (one
+    every 30 s, all alike) are folded out and counted unless asked for, by type or by
+    `show_heartbeats`, so the log shows what happened."""
+    events = JobEvent.objects.filter(job_id=job.pk).order_by("-received_at", "-id")
+    hidden = 0
+    if event_type:
+        events = events.filter(event_type=event_type)
+    elif not show_heartbeats:
+        hidden = JobEvent.objects.filter(job_id=job.pk, event_type=JobEvent.Type.HEARTBEAT).count()
+        events = events.exclude(event_type=JobEvent.Type.HEARTBEAT)
+    # Payloads are the worker's text: shown with the job's secret masked.
+    rows = [(e, event_summary(payload), payload_text(payload))
+            for e in events[:EVENT_ROWS] for payload in [job.mask_secret(e.payload)]]
+    return EventLog(rows, hidden)
 
 
 # --- Views -------------------------------------------------------------------------------------
@@ -282,9 +416,8 @@ def dashboard_view(model_admin, request, object_id: str):
     job = _job(model_admin, request, object_id)
     buckets = metric_buckets(job.pk)
     event_type = request.GET.get("event_type", "")
-    events = JobEvent.objects.filter(job_id=job.pk).order_by("-received_at", "-id")
-    if event_type in JobEvent.Type.values:
-        events = events.filter(event_type=event_type)
+    event_type = event_type if event_type in JobEvent.Type.values else ""
+    log = event_log(job, event_type, show_heartbeats=request.GET.get("heartbeats") == "show")
     data = card(job, buckets)
     base = reverse("admin:training_trainingjob_dashboard", args=[job.pk])
     context = {
@@ -299,9 +432,8 @@ def dashboard_view(model_admin, request, object_id: str):
         "stages": stage_times(job),
         "metric_rows": metric_rows(job),
         "interruption_rows": interruption_rows(job),
-        # Payloads are the worker's text: shown with the job's secret masked.
-        "events": [(e, event_summary(payload), payload_text(payload))
-                   for e in events[:EVENT_ROWS] for payload in [job.mask_secret(e.payload)]],
+        "events": log.rows,
+        "hidden_heartbeats": log.hidden_heartbeats,
         "event_types": JobEvent.Type.values,
         "event_type": event_type,
         "event_rows": EVENT_ROWS,
@@ -313,6 +445,7 @@ def dashboard_view(model_admin, request, object_id: str):
         "error_report_url": reverse("job-error-report", args=[job.pk]),
         "refresh_seconds": REFRESH_SECONDS,
         "quality": job.quality or None,
+        "quality_components": quality_components(job.quality),
         "has_change_permission": model_admin.has_change_permission(request, job),
     }
     return TemplateResponse(request, "admin/training/trainingjob/dashboard.html", context)
@@ -386,4 +519,4 @@ def action_view(model_admin, request, object_id: str, action: str):
     return HttpResponseRedirect(here)
 
 
-__all__ = ["build_chart", "card", "dashboard_urls", "metric_buckets", "stage_times"]
+__all__ = ["build_chart", "card", "dashboard_urls", "event_log", "metric_buckets", "result_figures", "stage_times"]

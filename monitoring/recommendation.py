@@ -1,7 +1,9 @@
 """The recommendation: continue, stop early, or stop and use an earlier checkpoint, with the
 reason in words; from a whole history (`recommend`) or from the incremental state
 (`recommend_from_state`, and `trend_summary`, the analysis as the API and dashboard show it).
-Pure: no Django, no I/O.
+Once a job has ended, `final_verdict` replaces the advice: what the run achieved (held-out
+loss and perplexity before → after), where it was cancelled and what was saved, or why it
+failed. Pure: no Django, no I/O.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from core import humanize
 
 from .points import Point, canonical
 from .trend_state import TrendState
@@ -146,3 +150,124 @@ def trend_summary(state: TrendState) -> dict[str, Any]:
         "recommendation": {"action": advice.action, "checkpoint_step": advice.checkpoint_step,
                            "reason": advice.reason},
     }
+
+
+# --- The final verdict of a finished job -------------------------------------------------------
+
+Ending = Literal["completed", "failed", "cancelled"]
+VerdictKind = Literal["improved", "worse", "unchanged", "finished", "cancelled", "failed"]
+ERROR_CHARS = 300  # the dashboard and the terminal show the start; the error panel has all of it
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished job left behind, as its final verdict needs it (gathered by
+    monitoring.services.job_outcome). Perplexities are the validation step's (token-weighted
+    over the held-out set's assistant tokens, base model and trained adapter); `eval_loss`
+    and `eval_step` are the Trainer's last periodic evaluation, used only without them."""
+
+    ending: Ending
+    stage: str = ""  # where it ended, in words ("Training"); "" when it never started one
+    step: int | None = None
+    total_steps: int | None = None
+    checkpoint_step: int | None = None
+    perplexity_base: float | None = None
+    perplexity_trained: float | None = None
+    eval_loss: float | None = None
+    eval_step: int | None = None
+    heldout_samples: int | None = None  # what the validation perplexity was measured on
+    heldout_tokens: int | None = None
+    error: str = ""
+    error_type: str = ""
+    suggested_fix: str = ""
+    advice: Recommendation | None = None  # the analyser's last advice, for a run that overfitted or diverged
+
+    @property
+    def loss_base(self) -> float | None:
+        """The base model's held-out loss: the log of its perplexity (mean NLL per token)."""
+        return _log(self.perplexity_base)
+
+    @property
+    def loss_trained(self) -> float | None:
+        return _log(self.perplexity_trained)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    headline: str  # one or two words: "finished", "cancelled", "failed"
+    reason: str
+
+
+def final_verdict(o: Outcome) -> Verdict:
+    """What a finished job achieved, in words; never "continue".
+
+    completed: held-out loss and perplexity before → after (from the validation step), or the
+    Trainer's last held-out loss when validation reported none; an earlier checkpoint the
+    analyser found better is named. cancelled: the step it stopped at and whether a checkpoint
+    was saved. failed: the stage, the error and its suggested fix.
+    """
+    if o.ending == "failed":
+        where = f" during {o.stage}" if o.stage else ""
+        error = o.error.strip().rstrip(".") or "the worker gave no reason"
+        if len(error) > ERROR_CHARS:
+            error = error[:ERROR_CHARS].rstrip() + "…"
+        kind = f" ({o.error_type})" if o.error_type and o.error_type != "unknown" else ""
+        fix = f" Suggested fix: {o.suggested_fix.strip()}" if o.suggested_fix.strip() else ""
+        return Verdict("failed", "failed", f"Failed{where}: {error}{kind}.{fix}")
+    if o.ending == "cancelled":
+        return Verdict("cancelled", "cancelled", _cancelled_reason(o))
+    return _completed_verdict(o)
+
+
+def _cancelled_reason(o: Outcome) -> str:
+    if o.step is None:
+        where = f" during {o.stage}" if o.stage else " before training started"
+        stopped = f"Cancelled{where}"
+    else:
+        of = f" of {humanize.integer(o.total_steps)}" if o.total_steps else ""
+        stopped = f"Cancelled at step {humanize.integer(o.step)}{of}"
+    if o.checkpoint_step is not None:
+        return f"{stopped}; the checkpoint at step {humanize.integer(o.checkpoint_step)} was saved."
+    return f"{stopped}; no checkpoint was saved."
+
+
+def _completed_verdict(o: Outcome) -> Verdict:
+    base, trained = o.loss_base, o.loss_trained
+    hint = ""
+    if o.advice is not None and o.advice.action == "use_checkpoint":
+        hint = f" The analyser: {o.advice.reason}"
+    if base is None or trained is None:
+        if o.eval_loss is not None and math.isfinite(o.eval_loss):
+            at = f" at step {humanize.integer(o.eval_step)}" if o.eval_step is not None else ""
+            return Verdict("finished", "finished", (
+                f"Finished: held-out loss {humanize.significant(o.eval_loss)}{at} (the Trainer's evaluation; "
+                f"the validation step reported no perplexity).{hint}"))
+        return Verdict("finished", "finished",
+                       f"Finished; no held-out evaluation was reported, so there is no result to compare.{hint}")
+    perplexity = (f"perplexity {humanize.change(o.perplexity_base, o.perplexity_trained)} "
+                  f"({humanize.percent(abs(improvement_pct(o.perplexity_base, o.perplexity_trained) or 0))}")
+    loss = humanize.change(base, trained)
+    if humanize.significant(base) == humanize.significant(trained):
+        return Verdict("unchanged", "finished",
+                       f"Finished: held-out loss unchanged at {humanize.significant(trained)}; "
+                       f"perplexity {humanize.significant(o.perplexity_trained)}.{hint}")
+    if trained < base:
+        return Verdict("improved", "finished",
+                       f"Finished: held-out loss improved from {loss.replace(' → ', ' to ')}; {perplexity} lower).{hint}")
+    return Verdict("worse", "finished, worse", (
+        f"Finished, but the adapter made held-out loss worse: {loss}; {perplexity} higher). "
+        f"Check the data and the learning rate before using it.{hint}"))
+
+
+def improvement_pct(base: float | None, trained: float | None) -> float | None:
+    """(base − trained) / base × 100: positive when the trained perplexity is lower."""
+    if base is None or trained is None or not (math.isfinite(base) and math.isfinite(trained)) or base <= 0:
+        return None
+    return (base - trained) / base * 100.0
+
+
+def _log(perplexity: float | None) -> float | None:
+    if perplexity is None or not math.isfinite(perplexity) or perplexity <= 0:
+        return None
+    return math.log(perplexity)

@@ -16,7 +16,8 @@ The analyser reports each finding once per job, so a resent or reordered batch a
 
 Each is a handful of queries and pure-Python arithmetic over a few KB of state; the quality
 score reads the job's metric history once, on completion only. `trend_analysis`,
-`recommend_job` and `score_job` are what the API, the dashboard and `manage.py watch` show.
+`recommend_job` and `score_job` are what the API, the dashboard and `manage.py watch` show;
+once a job has ended, `job_outcome` and `job_verdict` replace the advice with what it achieved.
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ from training.models import JobEvent, MetricPoint, TrainingJob
 
 from .points import VALUE_FIELDS, Point, canonical, point_from_mapping
 from .quality import QualityScore, quality_score
-from .recommendation import Recommendation, recommend, trend_summary
+from .recommendation import (
+    Outcome,
+    Recommendation,
+    Verdict,
+    final_verdict,
+    recommend,
+    recommend_from_state,
+    trend_summary,
+)
 from .trend_state import Anomaly, TrendState, update_trend_state
 
 logger = logging.getLogger(__name__)
@@ -153,7 +162,7 @@ def score_job(job: TrainingJob, points: list[Point] | None = None) -> QualitySco
     points = job_points(job.pk) if points is None else points
     final = (job.results or {}).get("final") or {}
     summary = final.get("summary") or {}
-    perplexity = (((job.results or {}).get("validation") or {}).get("evaluators") or {}).get("perplexity") or {}
+    perplexity = validation_perplexity(job)
     initial = next((p.train_loss for p in canonical(points) if p.train_loss is not None), None)
     return quality_score(
         points, total_steps=job.total_steps,
@@ -162,8 +171,8 @@ def score_job(job: TrainingJob, points: list[Point] | None = None) -> QualitySco
         initial_loss=initial,
         final_train_loss=_float(final.get("final_train_loss", job.latest_loss)),
         final_eval_loss=_float(final.get("final_eval_loss", job.latest_eval_loss)),
-        perplexity_base=_float(perplexity.get("base")) if isinstance(perplexity, dict) else None,
-        perplexity_trained=_float(perplexity.get("trained")) if isinstance(perplexity, dict) else None,
+        perplexity_base=_float(perplexity.get("base")),
+        perplexity_trained=_float(perplexity.get("trained")),
     )
 
 
@@ -183,3 +192,67 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+# --- What a finished job achieved --------------------------------------------------------------
+
+# Where a job can stop, as words after "during".
+STAGE_WORDS = {Status.PROVISIONING: "provisioning", Status.PREPROCESSING: "preprocessing",
+               Status.MODEL_LOADING: "model loading", Status.TRAINING: "training",
+               Status.FINALIZING: "finalization", Status.VALIDATING: "validation",
+               Status.RECOVERING: "recovery"}
+
+
+def last_evaluation(job_id: Any) -> tuple[int, float] | None:
+    """The step and held-out loss of the Trainer's latest periodic evaluation (one query): the
+    eval_loss the metrics table shows, whose exp() is its perplexity column."""
+    row = (MetricPoint.objects.filter(job_id=job_id, eval_loss__isnull=False).order_by("-step")
+           .values_list("step", "eval_loss").first())
+    return (row[0], row[1]) if row is not None else None
+
+
+def validation_perplexity(job: TrainingJob) -> dict[str, Any]:
+    """The validation step's perplexity evaluator ({"base", "trained", "improvement_pct",
+    "samples", "tokens"}), from the validation_results the job stored; {} when there is none.
+    The same figures are ModelArtifact.perplexity_* and summary.json's validation.perplexity."""
+    evaluators = ((job.results or {}).get("validation") or {}).get("evaluators") or {}
+    perplexity = evaluators.get("perplexity") if isinstance(evaluators, dict) else None
+    return perplexity if isinstance(perplexity, dict) else {}
+
+
+def job_outcome(job: TrainingJob, *, last_eval: tuple[int, float] | None | bool = False) -> Outcome | None:
+    """What a finished job left, for final_verdict; None while it has not ended.
+
+    `last_eval` is last_evaluation(job.pk) when the caller has it (False: read it here, one
+    query, and only when validation reported no perplexity)."""
+    if not job.is_terminal:
+        return None
+    perplexity = validation_perplexity(job)
+    base, trained = _float(perplexity.get("base")), _float(perplexity.get("trained"))
+    if last_eval is False:
+        last_eval = last_evaluation(job.pk) if job.status == Status.COMPLETED and (base is None or trained is None) else None
+    final = (job.results or {}).get("final") or {}
+    eval_step, eval_loss = last_eval if isinstance(last_eval, tuple) else (None, None)
+    if eval_loss is None and _float(final.get("final_eval_loss")) is not None:
+        eval_step, eval_loss = job.current_step, _float(final.get("final_eval_loss"))
+    advice = None
+    if job.status == Status.COMPLETED and job.trend_state:
+        advice = recommend_from_state(TrendState.from_dict(job.trend_state))
+    return Outcome(
+        ending=job.status, stage=STAGE_WORDS.get(job.current_stage, ""),
+        step=job.current_step, total_steps=job.total_steps, checkpoint_step=job.last_checkpoint_step,
+        perplexity_base=base, perplexity_trained=trained, eval_loss=eval_loss, eval_step=eval_step,
+        heldout_samples=_int(perplexity.get("samples")), heldout_tokens=_int(perplexity.get("tokens")),
+        error=str(job.mask_secret(job.error_message or "")), error_type=job.error_type,
+        suggested_fix=str(job.mask_secret(job.error_suggested_fix or "")), advice=advice,
+    )
+
+
+def job_verdict(job: TrainingJob, outcome: Outcome | None = None) -> Verdict | None:
+    """final_verdict of a finished job (None while it runs: then the advice applies)."""
+    outcome = outcome or job_outcome(job)
+    return final_verdict(outcome) if outcome is not None else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitoring.points import Point
-from monitoring.recommendation import recommend
+from monitoring.recommendation import ERROR_CHARS, Outcome, final_verdict, recommend
 from monitoring.trends import best_step
 
 from .curves import clean_curve, curves, overfitting_curve, shuffled_with_duplicates, with_value
@@ -89,3 +91,71 @@ def test_without_divergence_the_checkpoint_is_the_best_step(points):
     advice = recommend(points)
     if advice.checkpoint_step is not None and "diverged" not in advice.reason:
         assert advice.checkpoint_step == best_step(points)[0]
+
+
+# --- final_verdict: a finished job is judged, never told to continue ----------------------------
+
+DEMO = Outcome("completed", stage="validation", step=12, total_steps=12, perplexity_base=20.05,
+               perplexity_trained=17.44, eval_loss=math.log(17.59), eval_step=12, heldout_samples=40)
+
+
+def test_a_completed_run_that_improved_says_so_with_loss_and_perplexity():
+    verdict = final_verdict(DEMO)
+    assert verdict.kind == "improved" and verdict.headline == "finished"
+    assert verdict.reason == ("Finished: held-out loss improved from 2.998 to 2.859; "
+                              "perplexity 20.05 → 17.44 (13.0% lower).")
+
+
+def test_a_completed_run_that_got_worse_says_so():
+    verdict = final_verdict(dataclasses.replace(DEMO, perplexity_base=17.44, perplexity_trained=20.05))
+    assert verdict.kind == "worse"
+    assert verdict.reason.startswith("Finished, but the adapter made held-out loss worse: 2.859 → 2.998; "
+                                     "perplexity 17.44 → 20.05 (15.0% higher).")
+
+
+def test_a_completed_run_names_the_better_checkpoint_the_analyser_found():
+    advice = recommend(overfitting_curve(best=60))
+    verdict = final_verdict(dataclasses.replace(DEMO, advice=advice))
+    assert "use the checkpoint at step 60" in verdict.reason and verdict.reason.startswith("Finished:")
+
+
+def test_a_completed_run_without_validation_falls_back_to_the_trainer_loss():
+    verdict = final_verdict(dataclasses.replace(DEMO, perplexity_base=None, perplexity_trained=None))
+    assert verdict.kind == "finished"
+    assert verdict.reason.startswith("Finished: held-out loss 2.867 at step 12 (the Trainer's evaluation")
+    bare = final_verdict(Outcome("completed"))
+    assert "no held-out evaluation was reported" in bare.reason
+
+
+def test_a_cancelled_run_says_where_and_whether_a_checkpoint_was_saved():
+    saved = final_verdict(Outcome("cancelled", stage="training", step=40, total_steps=200, checkpoint_step=30))
+    assert saved.reason == "Cancelled at step 40 of 200; the checkpoint at step 30 was saved."
+    unsaved = final_verdict(Outcome("cancelled", stage="training", step=1200, total_steps=2400))
+    assert unsaved.reason == "Cancelled at step 1,200 of 2,400; no checkpoint was saved."
+    early = final_verdict(Outcome("cancelled"))
+    assert early.reason == "Cancelled before training started; no checkpoint was saved."
+
+
+def test_a_failed_run_gives_the_stage_the_error_and_the_fix():
+    verdict = final_verdict(Outcome("failed", stage="training", error="CUDA out of memory.",
+                                    error_type="out_of_memory", suggested_fix="Lower per_device_batch_size to 2."))
+    assert verdict.kind == "failed"
+    assert verdict.reason == ("Failed during training: CUDA out of memory (out_of_memory). "
+                              "Suggested fix: Lower per_device_batch_size to 2.")
+    long = final_verdict(Outcome("failed", error="x" * 5000))
+    assert len(long.reason) < ERROR_CHARS + 40 and long.reason.startswith("Failed: xxx")
+
+
+PERPLEXITY = st.none() | st.floats(min_value=1.0001, max_value=1e6)
+
+
+@FAST
+@given(st.sampled_from(["completed", "failed", "cancelled"]), PERPLEXITY, PERPLEXITY,
+       st.none() | st.integers(min_value=0, max_value=10 ** 6), st.none() | st.floats(allow_nan=True))
+def test_a_verdict_never_says_continue_and_shows_no_raw_floats(ending, base, trained, step, eval_loss):
+    verdict = final_verdict(Outcome(ending, step=step, perplexity_base=base, perplexity_trained=trained,
+                                    eval_loss=eval_loss, eval_step=step, error="boom"))
+    assert "continue" not in verdict.reason.lower() and verdict.reason
+    assert not re.search(r"\d\.\d{5,}", verdict.reason), verdict.reason
+    if ending == "completed" and base is not None and trained is not None and verdict.kind != "unchanged":
+        assert (verdict.kind == "improved") == (trained < base)

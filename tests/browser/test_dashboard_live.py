@@ -1,5 +1,6 @@
 """An operator in a real browser: logs in, creates a job from the add form (estimate shown),
-watches a running job's dashboard update without a reload as the worker reports, and cancels it.
+watches a running job's dashboard update without a reload as the worker reports, and cancels it;
+watches another job complete and finds its result at the top of the page.
 
 The worker is stood in for by signed metric webhooks posted to the live server, exactly as
 gpu_worker's Reporter signs them; a real worker run is covered by the execution tests.
@@ -50,14 +51,18 @@ def dataset(catalogue) -> TrainingFile:
     )
 
 
-def post_metrics(base_url: str, job: TrainingJob, steps: range, seq: int) -> dict:
-    event_id = f"evt_{uuid.uuid4().hex}"
-    points = [{"step": s, "total_steps": 200, "epoch": s / 100, "train_loss": 2.0 / (1 + s / 50),
+def post_metrics(base_url: str, job: TrainingJob, steps: range, seq: int, total: int = 200) -> dict:
+    points = [{"step": s, "total_steps": total, "epoch": s / 100, "train_loss": 2.0 / (1 + s / 50),
                "eval_loss": (2.1 / (1 + s / 50)) if s % 10 == 0 else None, "learning_rate": 2e-4,
                "tokens_per_second": 3100.0, "gpu_memory_used_mb": 30_000, "gpu_memory_total_mb": 81_559,
-               "eta_seconds": (200 - s) * 2} for s in steps]
-    message = {"id": event_id, "type": "metrics", "job_id": str(job.pk), "attempt": job.attempt, "seq": seq,
-               "timestamp": "2026-11-23T20:15:03.123Z", "data": {"points": points}}
+               "eta_seconds": (total - s) * 2} for s in steps]
+    return post_event(base_url, job, "metrics", {"points": points}, seq)
+
+
+def post_event(base_url: str, job: TrainingJob, event_type: str, data: dict, seq: int) -> dict:
+    event_id = f"evt_{uuid.uuid4().hex}"
+    message = {"id": event_id, "type": event_type, "job_id": str(job.pk), "attempt": job.attempt, "seq": seq,
+               "timestamp": "2026-11-23T20:15:03.123Z", "data": data}
     body = json.dumps(message, separators=(",", ":")).encode()
     headers = signing.signed_headers(SECRET, body, msg_id=event_id, timestamp=int(time.time()))
     request = urllib.request.Request(f"{base_url}/api/training/webhook", data=body, method="POST",
@@ -125,3 +130,51 @@ def test_an_operator_creates_a_job_and_watches_it_live(live_server, page, screen
     job.refresh_from_db()
     assert job.status == Status.CANCELLED
     screenshot("6-cancelled")
+
+
+def test_a_completed_job_leads_with_its_result(live_server, page, screenshot, superuser, dataset, catalogue):
+    from training.models import BaseModel
+
+    job = TrainingJob.objects.create(name="Elena finished run", training_file=dataset, configuration={},
+                                     base_model=BaseModel.objects.get(slug="smollm2-135m-instruct"))
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.TRAINING, current_stage=Status.TRAINING, attempt=1,
+                                                 secret=SECRET)
+    job.refresh_from_db()
+    base = live_server.url
+    assert post_metrics(base, job, range(1, 11), seq=1, total=12)["accepted"] is True
+    for seq in range(2, 14):
+        post_event(base, job, "heartbeat", {"stage": "training", "step": 10, "total_steps": 12}, seq)
+    log_in(page, base)
+    page.goto(f"{base}{reverse('admin:training_trainingjob_dashboard', args=[job.pk])}")
+    page.wait_for_selector("#status-card")
+    assert page.is_hidden("#result-block") and page.is_visible("#eta-row")
+
+    # The rest of the run arrives while the page is open: it shows the ending by itself.
+    assert post_metrics(base, job, range(11, 13), seq=14, total=12)["accepted"] is True
+    for seq, stage in ((15, "finalizing"), (16, "validating")):
+        post_event(base, job, "stage_changed", {"stage": stage}, seq)
+    # The validation step's perplexities, near exp() of the Trainer's last held-out loss (1.75 at step 10).
+    evaluators = {"perplexity": {"base": 8.137, "trained": 5.702, "improvement_pct": 29.925033796239404,
+                                 "samples": 40, "tokens": 5123}}
+    post_event(base, job, "validation_results", {"evaluators": evaluators}, 17)
+    post_event(base, job, "completed", {"final_train_loss": 1.6129032258064517, "final_eval_loss": 1.75,
+                                        "steps": 12, "summary": {"steps": 12}}, 18)
+    page.wait_for_selector("#result-block:not([hidden])", timeout=30_000)
+    result = page.locator("#result-block")
+    assert result.locator("[data-field=result_perplexity]").inner_text() == "8.137 → 5.702"
+    assert result.locator("[data-field=result_perplexity_change]").inner_text() == \
+        "29.9% lower (better), -2.435 absolute"
+    assert result.locator("[data-field=result_loss]").inner_text() == "2.096 → 1.741"
+    assert "exp(eval loss), 5.755 at step 10, is the Trainer's periodic evaluation" in result.inner_text()
+    assert page.locator("#verdict").inner_text().startswith("finished — Finished: held-out loss improved")
+    assert page.is_hidden("#eta-row")
+    # It is the first thing on the page, above the status card.
+    assert result.bounding_box()["y"] < page.locator("#status-card").bounding_box()["y"]
+    status_card = page.inner_text("#status-card")
+    assert "Finished (all stages done)" in status_card and "Validating" not in status_card
+    assert "continue" not in page.inner_text("#advice-card").lower()
+    assert "12 heartbeats hidden" in page.inner_text("#event-log")
+    text = page.inner_text("#dashboard")
+    assert "1.6129032258064517" not in text and "29.925033796239404" not in text
+    page.wait_for_function("[...document.querySelectorAll('img[data-chart]')].every((i) => i.complete && i.naturalWidth > 0)")
+    screenshot("completed-result")

@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from dashboard import charts
 from dashboard import views as dashboard
 from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
@@ -62,7 +63,7 @@ def test_the_data_feed_has_the_card_fields_and_a_chart_version(staff_client, job
     assert data["text"]["progress"] == "50.0%"
     assert data["text"]["step"] == "100 / 200"
     assert data["status"] == "training" and data["can_cancel"] and not data["can_retry"]
-    assert len(data["metrics"]) == 20 and data["metrics"][0]["step"] == 100
+    assert len(data["metrics"]) == 20 and data["metrics"][0]["step"] == "100"
     before = data["chart_version"]
     TrainingJob.objects.filter(pk=job.pk).update(current_step=101)
     assert staff_client.get(url(job, "data/")).json()["chart_version"] != before
@@ -115,7 +116,7 @@ def test_stage_indicators_show_time_spent_from_status_changes(job):
     job.refresh_from_db()
     stages = {s["stage"]: s for s in dashboard.stage_times(job, now=t0 + timedelta(minutes=30))}
     assert stages["preprocessing"]["seconds"] == 180 and stages["preprocessing"]["state"] == "done"
-    assert stages["model_loading"]["spent"] == "12 min 00 s"
+    assert stages["model_loading"]["spent"] == "12m 00s"
     assert stages["training"]["state"] == "current" and stages["training"]["seconds"] == 900
     assert stages["validating"]["state"] == "upcoming"
 
@@ -172,3 +173,24 @@ def test_the_dashboard_links_the_error_report_which_staff_can_download(staff_cli
     assert f'href="{link}" id="error-report-link"' in html
     response = staff_client.get(link)  # the admin session is enough
     assert response.status_code == 200 and response.json()["job"]["id"] == str(job.pk)
+
+
+def tick_labels(ys: list[float]) -> tuple[list[str], str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    ax.plot(range(len(ys)), ys)
+    charts._format_ticks(ax, log_y=False)
+    figure.canvas.draw()
+    return [t.get_text() for t in ax.get_yticklabels()], ax.yaxis.get_offset_text().get_text()
+
+
+def test_chart_ticks_are_for_people():
+    labels, offset = tick_labels([2.1e-4, 2.0e-4, 1.9e-4])  # a learning rate decaying
+    assert labels and not any("0.000" in label for label in labels), labels
+    assert "10^{−4}" in offset or "10^{-4}" in offset, offset
+    labels, _ = tick_labels([30_000, 80_000])  # GPU memory in MB
+    assert "80,000" in labels, labels

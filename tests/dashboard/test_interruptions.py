@@ -22,8 +22,8 @@ def test_each_interruption_is_a_row_with_its_minutes_and_dollars_lost(staff_clie
     table = page(staff_client, job)
 
     assert table.count("<tr><td>") == 1  # the one interrupted attempt; the running one is not a loss
-    for text in ("<td>1</td>", "Spot (interruptible)", "H100_PCIE_80GB", "$2.10/h", "1 h 00 min",
-                 "worker gone: pod p-1 no longer exists", "<td>12 min</td>", "<td>$0.42</td>"):
+    for text in ("<td>1</td>", "Spot (interruptible)", "H100_PCIE_80GB", "$2.10/h", "1h 00m",
+                 "worker gone: pod p-1 no longer exists", "<td>12m 00s</td>", "<td>$0.42</td>"):
         assert text in table, text
 
 

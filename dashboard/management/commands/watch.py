@@ -8,8 +8,11 @@ Examples:
 
 On a terminal the progress line redraws in place (\\r); piped into a file or CI log it prints
 a plain line whenever something changed. Before the first metrics it says so plainly ("No
-metrics yet — the job is queued"). When the job ends it prints the analyser's recommendation
-(continue / stop early / use a checkpoint) and, for a completed job, the quality score.
+metrics yet — the job is queued"). When the job ends it prints its final verdict instead of
+advice (monitoring.recommendation.final_verdict): for a completed job the result — validation
+perplexity and held-out loss before → after — and the quality score; for a cancelled one the
+step it stopped at and whether a checkpoint was saved; for a failed one the error and its fix.
+Numbers are formatted by core.humanize, as on the dashboard.
 Exit status: 0 when the job ended or --once was given, 1 for an unknown job, 130 on Ctrl-C.
 """
 
@@ -22,7 +25,9 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring.services import quality_to_dict, recommend_job, score_job
+from core import humanize
+from monitoring.recommendation import ERROR_CHARS, improvement_pct
+from monitoring.services import job_outcome, job_verdict, quality_to_dict, score_job
 from training.models import MetricPoint, TrainingJob
 from training.states import Status
 
@@ -71,18 +76,26 @@ class Command(BaseCommand):
     def summary(self, job: TrainingJob) -> None:
         write = self.stdout.write
         write(f"Job '{job.name}' is {job.get_status_display().lower()}.")
-        if job.error_message:
-            write(f"  Error ({job.error_type}): {job.error_message}")
-        if job.error_suggested_fix:
-            write(f"  Suggested fix: {job.error_suggested_fix}")
-        advice = recommend_job(job.pk)
-        write(f"  Recommendation: {advice.action.replace('_', ' ')} — {advice.reason}")
+        outcome = job_outcome(job)
+        if (job.status == Status.COMPLETED and outcome is not None and outcome.perplexity_base is not None
+                and outcome.perplexity_trained is not None):
+            pct = improvement_pct(outcome.perplexity_base, outcome.perplexity_trained) or 0.0
+            on = f", {humanize.integer(outcome.heldout_samples)} held-out samples" if outcome.heldout_samples else ""
+            write(f"  Result: perplexity {humanize.change(outcome.perplexity_base, outcome.perplexity_trained)} "
+                  f"({humanize.percent(abs(pct))} {'lower' if pct >= 0 else 'higher'}); held-out loss "
+                  f"{humanize.change(outcome.loss_base, outcome.loss_trained)} (validation step{on})")
+        verdict = job_verdict(job, outcome)
+        if verdict is not None:
+            write(f"  Verdict: {verdict.reason}")
+        if len(job.error_message) > ERROR_CHARS:  # the verdict shows its start
+            write(f"  Error ({job.error_type}): {job.mask_secret(job.error_message)}")
         if job.status == Status.COMPLETED:
             quality = job.quality or quality_to_dict(score_job(job))
             write(f"  Quality score: {quality['score']}/100 (grade {quality['grade']})")
             for suggestion in quality.get("suggestions", [])[:3]:
                 write(f"    [{suggestion['priority']}] {suggestion['text']}")
-        write(f"  Cost: ${job.actual_cost} (estimated ${job.cost_estimate if job.cost_estimate is not None else '—'})")
+        estimate = humanize.money(job.cost_estimate)
+        write(f"  Cost: {humanize.money(job.actual_cost)} (estimated {estimate})")
 
 
 def status_line(job: TrainingJob) -> str:
@@ -95,27 +108,22 @@ def status_line(job: TrainingJob) -> str:
     total, step = job.total_steps or 0, job.current_step or 0
     fraction = min(1.0, step / total) if total else float(job.progress_percentage or 0) / 100
     filled = int(round(fraction * BAR_WIDTH))
-    parts = [f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction * 100:5.1f}%", status,
-             f"step {step}/{total or '?'}"]
+    parts = [f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {humanize.percent(fraction * 100):>6}", status,
+             f"step {humanize.integer(step)}/{humanize.integer(total) if total else '?'}"]
     if job.latest_loss is not None:
-        parts.append(f"loss {job.latest_loss:.4f}")
+        parts.append(f"loss {humanize.significant(job.latest_loss)}")
     if job.latest_eval_loss is not None:
-        parts.append(f"eval {job.latest_eval_loss:.4f}")
+        parts.append(f"eval {humanize.significant(job.latest_eval_loss)}")
     if job.latest_learning_rate is not None:
-        parts.append(f"lr {job.latest_learning_rate:.2e}")
+        parts.append(f"lr {humanize.scientific(job.latest_learning_rate)}")
     if latest is not None and latest["tokens_per_second"] is not None:
-        parts.append(f"{latest['tokens_per_second']:.0f} tok/s")
-    eta = latest["eta_seconds"] if latest is not None else None
-    if eta is None and job.estimated_time_remaining_minutes is not None:
-        eta = job.estimated_time_remaining_minutes * 60
-    if eta is not None and not job.is_terminal:
-        parts.append(f"ETA {duration(eta)}")
-    parts.append(f"${job.actual_cost}")
+        parts.append(f"{humanize.integer(latest['tokens_per_second'])} tok/s")
+    # A finished job has no time left, whatever its last report estimated.
+    if not job.is_terminal:
+        eta = latest["eta_seconds"] if latest is not None else None
+        if eta is None and job.estimated_time_remaining_minutes is not None:
+            eta = job.estimated_time_remaining_minutes * 60
+        if eta is not None:
+            parts.append(f"ETA {humanize.duration(eta)}")
+    parts.append(humanize.money(job.actual_cost))
     return "  ".join(parts)
-
-
-def duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
