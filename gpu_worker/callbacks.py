@@ -45,6 +45,13 @@ class JobState:
         self.raise_on_signal = False  # outside the training loop a signal stops the job at once
         self.interrupted_during_training = False
         self.stopped_by_control_plane = False
+        # Stopping mid-step (install_step_abort): on while trainer.train() runs; the RNG state
+        # captured as the step in progress began; the last step a checkpoint was saved (or
+        # resumed) at, which an emergency checkpoint need not repeat.
+        self.abort_step_on_signal = False
+        self.step_in_progress = False
+        self.rng_at_step_begin: dict[str, Any] | None = None
+        self.last_saved_step: int | None = None
         self.last_train_loss: float | None = None
         self.last_eval_loss: float | None = None
         self.first_train_loss: float | None = None
@@ -232,6 +239,83 @@ class ProgressCallback(TrainerCallback):
                 self.state.heartbeat_wanted.set()
 
 
+class StepAborted(Exception):  # noqa: N818 - a control-flow signal, not an error condition
+    """Raised at a decoder layer's boundary once a stop was asked for, to abandon the training
+    step in flight: its forward and backward only touch activations and gradients, so the
+    weights, optimizer and scheduler stay at the end of the last completed step."""
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The model's repeated transformer blocks: the classes it names in `_no_split_modules`
+    (every transformers model does, for device maps), else modules called `layers.<n>`."""
+    names: set[str] = set()
+    for module in model.modules():
+        names.update(getattr(module, "_no_split_modules", None) or [])
+    layers = [m for m in model.modules() if type(m).__name__ in names]
+    if not layers:
+        layers = [m for n, m in model.named_modules() if n.rsplit(".", 2)[-2:-1] == ["layers"]]
+    return layers
+
+
+def install_step_abort(model: Any, should_abort: Any) -> Any:
+    """Make a training step stoppable between decoder layers, forward and backward.
+
+    A forward pre-hook on every decoder layer raises StepAborted when `should_abort()` holds;
+    the layer's output gets a gradient hook that does the same during backward. A stop is then
+    noticed within one layer's forward or backward, not at the end of the step (minutes on a slow
+    CPU). What cannot be interrupted: one layer's own computation (a big matmul inside it), the
+    LM head and loss, the optimizer step, and a checkpoint being written. Returns a function that
+    removes the hooks.
+    """
+
+    def check(*_: Any) -> None:
+        if should_abort():
+            raise StepAborted
+
+    def watch_backward(module: Any, inputs: Any, output: Any) -> None:
+        tensor = output[0] if isinstance(output, tuple) else output
+        if getattr(tensor, "requires_grad", False):
+            tensor.register_hook(lambda grad: check() or grad)
+
+    handles = []
+    for layer in decoder_layers(model):
+        handles.append(layer.register_forward_pre_hook(lambda module, args: check()))
+        handles.append(layer.register_forward_hook(watch_backward))
+
+    def remove() -> None:
+        for handle in handles:
+            handle.remove()
+
+    return remove
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The generators a training step draws from (dropout, sampling), as Trainer saves them."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
+                              "cpu": torch.random.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.random.get_rng_state()
+    return states
+
+
+def restore_rng_state(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.random.set_rng_state(states["cpu"])
+    if "cuda" in states:
+        torch.cuda.random.set_rng_state(states["cuda"])
+
+
 def _checkpoint_step(folder: Path) -> int | None:
     try:
         return int(folder.name.rsplit("-", 1)[1])
@@ -270,7 +354,16 @@ class WorkerCallback(TrainerCallback):
         if self.token_counter is not None:
             self.token_counter()  # reset
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        # Called after the step's batches are fetched (and, on a resume, after the checkpoint's
+        # RNG state is loaded), right before its first forward: the state an emergency
+        # checkpoint of the previous step must carry for an exact resume.
+        self.state.rng_at_step_begin = capture_rng_state()
+        self.state.step_in_progress = True
+        return control
+
     def on_step_end(self, args, state, control, **kwargs):
+        self.state.step_in_progress = False
         self.state.step = state.global_step
         if self.reporter.stop_requested:
             # Cancelled or superseded: the control plane wants nothing more from this attempt.
@@ -292,6 +385,7 @@ class WorkerCallback(TrainerCallback):
             return control
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.uploader.submit(state.global_step, folder)
+        self.state.last_saved_step = state.global_step
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -52,6 +52,7 @@ class WorkerConfig:
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cuda or cpu."})
     quantization: str = field(default="auto", metadata={"help": "auto (4-bit NF4 QLoRA on CUDA, none on CPU), 4bit or none."})
     gradient_checkpointing: bool | None = field(default=None, metadata={"help": "null: on with 4-bit quantization, off otherwise."})
+    precision: str = field(default="auto", metadata={"help": "Compute precision: auto (bf16 mixed precision on CUDA with bf16 and on CPUs with AMX or AVX-512-BF16, fp32 elsewhere), bf16 or fp32. LoRA weights and optimizer state stay fp32 either way."})
     # Checkpoints and storage
     checkpoint_interval: int = field(default=100, metadata={"help": "Save a checkpoint every N steps (0: only on SIGTERM/SIGINT and never periodically)."})
     keep_checkpoints: int = field(default=3, metadata={"help": "Keep the newest K committed checkpoints in the store."})
@@ -122,6 +123,7 @@ class WorkerConfig:
         need(self.lr_scheduler in {"cosine", "linear", "constant", "constant_with_warmup"}, "lr_scheduler", "must be cosine, linear, constant or constant_with_warmup")
         need(self.device in {"auto", "cpu", "cuda"}, "device", "must be auto, cpu or cuda")
         need(self.quantization in {"auto", "4bit", "none"}, "quantization", "must be auto, 4bit or none")
+        need(self.precision in {"auto", "bf16", "fp32"}, "precision", "must be auto, bf16 or fp32")
         need(isinstance(self.store, dict), "store", "must be a JSON object")
         need(self.store.get("kind") in {"local", "http"}, "store", "kind must be 'local' or 'http'")
         need(self.store.get("kind") != "local" or bool(self.store.get("root")), "store", "a local store needs 'root'")

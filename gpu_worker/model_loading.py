@@ -10,7 +10,12 @@
 
 Placement: `device=auto` picks CUDA when available. On CUDA `quantization=auto` means QLoRA
 (4-bit NF4, double quantisation, bf16 compute, gradient checkpointing,
-`prepare_model_for_kbit_training`); on CPU it means plain LoRA in fp32.
+`prepare_model_for_kbit_training`); on CPU it means plain LoRA on fp32 weights.
+
+Precision: `precision=auto` picks bf16 mixed precision where the hardware multiplies bf16 fast
+(CUDA with bf16; CPUs with AMX or AVX-512-BF16, from /proc/cpuinfo) and fp32 elsewhere. On CPU
+the weights stay fp32 and the Trainer runs forward and backward under CPU autocast: matrix
+multiplies in bf16, reductions, norms and the loss in fp32, LoRA weights and optimizer state fp32.
 """
 
 from __future__ import annotations
@@ -180,21 +185,74 @@ def embedded_for_hub_id(hub_id: str) -> str | None:
     return None
 
 
+# /proc/cpuinfo flags of the CPUs whose bf16 matrix multiply is fast: AMX tiles (Intel Sapphire
+# Rapids on) and AVX-512-BF16 (Intel Cooper Lake, AMD Zen 4 on). Without them torch still runs
+# bf16, emulated, slower than fp32.
+FAST_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def cpu_bf16_flags(cpuinfo: str) -> set[str]:
+    """The fast-bf16 flags named on the `flags` lines of a /proc/cpuinfo text."""
+    found: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            found |= FAST_BF16_CPU_FLAGS & set(value.split())
+    return found
+
+
+def fast_bf16_available(device: str) -> bool:
+    """Whether `device` ("cpu" | "cuda") runs bf16 matrix multiplies fast (the one hardware probe
+    behind `precision: auto`; tests replace this function to take either branch).
+
+    CUDA: torch's own answer (Ampere and later). CPU: the flags in /proc/cpuinfo, so the answer
+    costs no timing run and does not depend on how loaded the machine is; a CPU without that
+    file (macOS, Windows) is taken to have no fast bf16.
+    """
+    if device == "cuda":
+        import torch
+
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(cpu_bf16_flags(text))
+
+
 @dataclass(frozen=True)
 class Placement:
     device: str  # "cpu" | "cuda"
     quantization: str  # "none" | "4bit"
     gradient_checkpointing: bool
+    precision: str = "fp32"  # "bf16" (mixed: bf16 compute, fp32 LoRA weights and optimizer) | "fp32"
 
     @property
     def qlora(self) -> bool:
         return self.quantization == "4bit"
 
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+
+def choose_precision(precision: str, device: str) -> str:
+    """`auto` -> bf16 where the hardware runs it fast (fast_bf16_available), else fp32; an
+    explicit bf16 or fp32 is kept (bf16 on a CPU without the flags is correct, only slow)."""
+    if precision == "auto":
+        return "bf16" if fast_bf16_available(device) else "fp32"
+    if precision == "bf16" and device == "cuda" and not fast_bf16_available(device):
+        from gpu_worker.config import ConfigError
+
+        raise ConfigError("precision: this GPU has no bf16 support; use auto or fp32 (got 'bf16')")
+    return precision
+
 
 def choose_placement(device: str = "auto", quantization: str = "auto",
                      gradient_checkpointing: bool | None = None,
-                     cuda_available: bool | None = None) -> Placement:
-    """Decide device and quantization from the config; raise CudaUnavailableError if CUDA is required but absent."""
+                     cuda_available: bool | None = None, precision: str = "auto") -> Placement:
+    """Decide device, quantization and precision from the config; raise CudaUnavailableError if
+    CUDA is required but absent."""
     if cuda_available is None:
         import torch
 
@@ -213,7 +271,7 @@ def choose_placement(device: str = "auto", quantization: str = "auto",
         raise CudaUnavailableError("4-bit quantization (bitsandbytes QLoRA) needs a CUDA device")
     if gradient_checkpointing is None:
         gradient_checkpointing = quantization == "4bit"
-    return Placement(device, quantization, bool(gradient_checkpointing))
+    return Placement(device, quantization, bool(gradient_checkpointing), choose_precision(precision, device))
 
 
 def load_model_and_tokenizer(model_path: str, placement: Placement) -> tuple[Any, Any]:

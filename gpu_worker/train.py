@@ -33,7 +33,8 @@ DEBUG_ENV_VAR = "GPU_WORKER_DEBUG"
 
 
 class WorkerInterrupted(BaseException):
-    """SIGTERM/SIGINT outside the training loop (inside it, the loop checkpoints and stops)."""
+    """SIGTERM/SIGINT: the job stops (in training, after an emergency checkpoint of the last
+    completed step; see _Job.train)."""
 
 
 class StoppedByControlPlane(Exception):
@@ -81,8 +82,10 @@ def _install_signal_handlers(state: Any) -> dict[int, Any]:
     def handle(signum: int, frame: Any) -> None:
         first = state.signal_name is None
         state.signal_name = signal.Signals(signum).name
-        # Inside the training loop the callback checkpoints after the current step; anywhere
-        # else there is nothing to save, so stop right away.
+        # Inside the training loop the step in flight is abandoned at the next decoder layer
+        # (callbacks.install_step_abort) or, between steps, the callback stops the loop; either
+        # way the last completed step is checkpointed. Anywhere else there is nothing to save,
+        # so stop right away.
         if first and state.raise_on_signal:
             raise WorkerInterrupted(state.signal_name)
 
@@ -130,9 +133,10 @@ class _Job:
 
             raise ConfigError(f"evaluators: unknown {', '.join(unknown)}; known: {', '.join(EVALUATORS)}")
         self.placement = model_loading.choose_placement(config.device, config.quantization,
-                                                 config.gradient_checkpointing)
+                                                 config.gradient_checkpointing, precision=config.precision)
         self.reporter.emit(EventType.STARTED, {
             "device": self.placement.device, "quantization": self.placement.quantization,
+            "precision": self.placement.precision,
             "base_model": config.base_model, "pid": os.getpid(), "host": socket.gethostname(),
         })
         self.store = stores.open_store(config.store, secret=config.webhook_secret, attempt=config.attempt)
@@ -266,7 +270,6 @@ class _Job:
 
     def build_trainer(self, model: Any, tokenizer: Any, train_samples: list[dict],
                       eval_samples: list[dict]) -> Any:
-        import torch
         from datasets import Dataset
         from peft import LoraConfig, get_peft_model
         from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
@@ -316,7 +319,9 @@ class _Job:
             greater_is_better=False if early_stopping else None,
             load_best_model_at_end=False,
             use_cpu=on_cpu,
-            bf16=placement.device == "cuda" and torch.cuda.is_bf16_supported(),
+            # bf16 mixed precision (model_loading.choose_precision): on CPU, torch.autocast
+            # around forward and loss; the fp32 LoRA weights and AdamW state are untouched.
+            bf16=placement.bf16,
             gradient_checkpointing=placement.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False} if placement.gradient_checkpointing else None,
             # Speed without changing what is learned: no FLOPs on padding. With a varlen
@@ -371,18 +376,58 @@ class _Job:
         self.state.total_steps = total
         self.state.heartbeat_wanted.set()
         trainer.add_callback(ProgressCallback(self.state))
+        from gpu_worker.callbacks import StepAborted, install_step_abort
+
+        if resume_dir is not None:
+            # Committed already: no emergency checkpoint repeats it, and it is this attempt's
+            # last checkpoint until a newer one is committed.
+            self.state.last_saved_step = int(resume_dir.name.rsplit("-", 1)[1])
+            self.state.last_committed_step = self.state.last_saved_step
+        remove_hooks = install_step_abort(
+            trainer.model, lambda: self.state.abort_step_on_signal and (
+                self.state.signal_name is not None or self.reporter.stop_requested))
         self.state.raise_on_signal = False
         try:
             if self.state.signal_name is not None:
                 raise WorkerInterrupted(self.state.signal_name)
-            trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+            self.state.abort_step_on_signal = True
+            try:
+                trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+            except StepAborted:
+                self.state.abort_step_on_signal = False
+                if self.reporter.stop_requested:
+                    raise StoppedByControlPlane(self.reporter.stop_reason) from None
+                self.save_emergency_checkpoint(trainer)
+                raise WorkerInterrupted(self.state.signal_name) from None
         finally:
+            self.state.abort_step_on_signal = False
+            remove_hooks()
             self.state.raise_on_signal = True
         self.summary["train_runtime_s"] = trainer.state.log_history[-1].get("train_runtime") if trainer.state.log_history else None
         if self.state.stopped_by_control_plane:
             raise StoppedByControlPlane(self.reporter.stop_reason)
         if self.state.interrupted_during_training:
             raise WorkerInterrupted(self.state.signal_name)
+
+    def save_emergency_checkpoint(self, trainer: Any) -> None:
+        """After an abandoned step: checkpoint the last completed one, unless it is saved already
+        (a periodic checkpoint, the resume source) or none was completed (step 0).
+
+        Weights, optimizer and scheduler are still those of the last completed step (the
+        abandoned one never reached its optimizer step; its partial gradients are not saved).
+        The RNG has moved on during the abandoned step (dropout), so the state captured as that
+        step began is put back first: a resume then draws what the uninterrupted run drew.
+        """
+        step = trainer.state.global_step
+        if step == 0 or step == self.state.last_saved_step:
+            return
+        from gpu_worker.callbacks import restore_rng_state
+
+        if self.state.step_in_progress and self.state.rng_at_step_begin is not None:
+            restore_rng_state(self.state.rng_at_step_begin)
+        trainer._save_checkpoint(trainer.model, None)
+        self.uploader.submit(step, Path(trainer.args.output_dir) / f"checkpoint-{step}")
+        self.state.last_saved_step = step
 
     # ----- finalizing + validating -----
 
@@ -458,6 +503,7 @@ class _Job:
             "attempt": self.config.attempt,
             "device": self.placement.device,
             "quantization": self.placement.quantization,
+            "precision": self.placement.precision,
             "final_train_loss": self.state.last_train_loss,
             "final_eval_loss": self.state.last_eval_loss,
             "first_train_loss": self.state.first_train_loss,
@@ -489,8 +535,9 @@ class _Job:
         self.ticker.stop()  # last metrics and heartbeats go before the terminal event
         self.reporter.emit(EventType.INTERRUPTED, {"signal": self.state.signal_name or "SIGTERM",
                                            "last_checkpoint_step": self.state.last_committed_step})
-        print(f"gpu_worker: interrupted by {self.state.signal_name}; last committed checkpoint: "
-              f"step {self.state.last_committed_step}", file=sys.stderr)
+        saved = (f"last committed checkpoint: step {self.state.last_committed_step}"
+                 if self.state.last_committed_step is not None else "no checkpoint committed")
+        print(f"gpu_worker: interrupted by {self.state.signal_name}; {saved}", file=sys.stderr)
         return ExitCode.INTERRUPTED
 
     def report_stopped(self) -> int:

@@ -68,3 +68,26 @@ def test_a_resent_completed_event_is_a_duplicate_not_a_refusal(worker, job):
 def test_a_report_after_completion_is_refused(worker, job):
     worker.send("completed", {"final_train_loss": 0.9, "steps": 200})
     assert worker.send("heartbeat", {"stage": "validating"}).status == 409
+
+
+def test_a_cancelled_job_still_records_its_workers_last_checkpoint(worker, job):
+    """Cancel sends SIGTERM; the worker checkpoints its last completed step and says so. The job
+    takes that last word (and only that) from its current attempt, so it can tell whether a
+    checkpoint exists; it stays cancelled and nothing is recovered."""
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.CANCELLED)
+    assert worker.send("heartbeat", {"stage": "training"}).status == 410
+    assert worker.send("checkpoint_saved", {"step": 7, "key": "checkpoints/step-7", "size_bytes": 10}).status == 200
+    assert worker.send("interrupted", {"signal": "SIGTERM", "last_checkpoint_step": 7}).status == 200
+    job.refresh_from_db()
+    assert (job.status, job.last_checkpoint_step, job.checkpoint_recovery_count) == (Status.CANCELLED, 7, 0)
+    event = JobEvent.objects.get(job=job, event_type="interrupted")
+    assert "recovery" not in event.payload
+    assert event.payload["cancelled"]["checkpoint_step"] == 7
+    assert "checkpoint at step 7 committed" in event.payload["cancelled"]["hint"]
+
+
+def test_a_cancelled_job_refuses_a_superseded_attempts_last_word(client, job):
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.CANCELLED, attempt=2)
+    old = FakeWorker(client, job, attempt=1)
+    assert old.send("interrupted", {"signal": "SIGTERM", "last_checkpoint_step": 7}).status == 410
+    assert not JobEvent.objects.filter(job=job).exists()

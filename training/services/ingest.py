@@ -121,6 +121,12 @@ def _payload(job: TrainingJob, event: Envelope) -> dict[str, Any]:
         reported = event.data.get("last_checkpoint_step")
         resume_from = max((s for s in (reported, job.last_checkpoint_step) if is_int(s)), default=None)
         signal_name = event.data.get("signal") or "SIGTERM"
+        if job.status == Status.CANCELLED:
+            payload["cancelled"] = {"checkpoint_step": reported if is_int(reported) else None, "hint": (
+                f"the job was cancelled; the worker stopped on {signal_name} "
+                + (f"with its checkpoint at step {reported} committed" if is_int(reported)
+                   else "without a committed checkpoint"))}
+            return payload
         payload["recovery"] = {
             "resume_from_step": resume_from,
             "hint": f"the worker stopped on {signal_name}; a new attempt resumes from "
@@ -130,9 +136,16 @@ def _payload(job: TrainingJob, event: Envelope) -> dict[str, Any]:
     return payload
 
 
+# What a cancelled job still takes from its current attempt: the worker's last word on the
+# checkpoint it saved as it stopped, so the job can say truthfully whether one exists.
+CANCELLED_LAST_WORDS = frozenset({"checkpoint_saved", "interrupted"})
+
+
 def _fence(job: TrainingJob, event: Envelope) -> IngestResult | None:
     """Refuse reports for finished jobs and from superseded attempts (the worker stops on both)."""
     if job.status == Status.CANCELLED:
+        if event.type in CANCELLED_LAST_WORDS and event.attempt == job.attempt:
+            return None
         return IngestResult(410, {"detail": "the job was cancelled"})
     if job.status in TERMINAL:
         return IngestResult(409, {"detail": f"the job is {job.status}"})
@@ -203,6 +216,8 @@ def apply_interrupted(job: TrainingJob, event: Envelope, now: datetime, context:
     step = event.data.get("last_checkpoint_step")
     if is_int(step) and (job.last_checkpoint_step is None or step > job.last_checkpoint_step):
         _update(job, now, last_checkpoint_step=step)
+    if job.status == Status.CANCELLED:
+        return ""  # the cancel's own stop: recorded, nothing to recover
     job_id, attempt = job.pk, event.attempt
     reason = f"worker reported {event.data.get('signal') or 'SIGTERM'}"
     # robust: the event is committed and answered 200 whatever the recovery service does.
