@@ -155,6 +155,10 @@ class TrainingJobCreateForm(forms.ModelForm):
                     overrides=self.overrides(),
                 )
                 self.show_defaults(self.configuration["hyperparameters"])
+                job_services.refuse_unstorable_estimate(
+                    estimate_for_configuration(training_file=data["training_file"], base_model=self.resolved_base_model(),
+                                               configuration=self.configuration),
+                    self.configuration["hyperparameters"])
             except ValidationError as exc:
                 self.add_service_error(exc)
         return data

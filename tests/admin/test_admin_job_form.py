@@ -218,3 +218,12 @@ def test_the_job_page_lists_its_settings(admin_client_for_staff, make_job):
     for row in ("<th>learning rate</th><td>0.0002</td>", "<th>lora r</th><td>8</td>", "<th>max steps</th><td>20</td>",
                 "<th>target modules</th><td>q_proj, v_proj</td>"):
         assert row in html, row
+
+
+def test_a_job_too_big_to_store_is_a_field_error_not_a_server_error(admin_client_for_staff, make_dataset):
+    response = admin_client_for_staff.post(reverse(ADD), {**job_form(make_dataset()), "max_steps": str(10**12),
+                                                          "_saveandstart": "1"})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["max_steps"] and "lower max_steps" in errors["max_steps"][0]
+    assert TrainingJob.objects.count() == 0

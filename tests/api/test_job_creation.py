@@ -85,3 +85,14 @@ def test_it_rejects_an_unknown_preset(owner, owner_api, make_file):
 
     assert response.status_code == 400
     assert "preset" in response.data
+
+
+@pytest.mark.parametrize("overrides, field", [({"max_steps": 10**12}, "max_steps"), ({"num_epochs": 1e15}, "num_epochs")])
+def test_a_job_too_big_to_estimate_is_refused_on_its_setting_and_nothing_is_created(owner, owner_api, make_file,
+                                                                                    overrides, field):
+    response = owner_api.post("/api/training/jobs", {
+        "training_file": str(make_file(owner).pk), "preset": "balanced", "overrides": overrides}, format="json")
+
+    assert response.status_code == 400, response.data
+    assert f"lower {field}" in str(response.data.get(field, response.data))
+    assert not TrainingJob.objects.exists()

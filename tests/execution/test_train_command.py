@@ -48,6 +48,46 @@ def test_train_runs_a_job_to_completion_and_prints_a_summary(tmp_path, tiny_mode
     assert (adapter / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
+def test_ctrl_c_cancels_at_once_and_says_which_checkpoint_was_saved(tmp_path, tiny_model, tiny_dataset):
+    """Ctrl-C mid-training: the worker abandons its step, checkpoints the last completed one (no
+    periodic checkpoint is due), the command exits 130 and its summary names that step."""
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER", "PUBLIC_BASE_URL", "CI")}
+    env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}",
+                "MEDIA_ROOT": str(tmp_path / "var" / "media"), "WORKER_DEVICE": "cpu"})
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "train", "--dataset", str(tiny_dataset), "--base-model", str(tiny_model),
+         "--max-steps", "500", "--set", "max_seq_length=128", "--set", "per_device_batch_size=2",
+         "--set", "checkpoint_interval=1000", "--name", "ctrl-c test", "--wait"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        step = 0
+        while step < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, "training never reached step 3"
+            time.sleep(0.5)
+            with contextlib.suppress(sqlite3.OperationalError), sqlite3.connect(tmp_path / "var" / "db.sqlite3") as db:
+                row = db.execute("select max(current_step) from training_trainingjob").fetchone()
+                step = (row[0] or 0) if row else 0
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "cancelled after" in out, out
+    saved = next(line for line in out.splitlines() if "Checkpoint:" in line)
+    assert "saved" in saved and "none" not in saved, out
+    saved_step = int(saved.split("step", 1)[1].split()[0])
+    assert 3 <= saved_step < 500
+    # The checkpoint is really in the job's store.
+    assert list((tmp_path / "var" / "media" / "jobs").rglob(f"step-{saved_step}/manifest.json")), out
+
+
 def test_train_refuses_an_invalid_dataset_with_a_line_report_and_keeps_nothing(tmp_path, tiny_model):
     dataset = tmp_path / "bad.jsonl"
     dataset.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'

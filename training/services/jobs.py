@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields as dataclass_fields
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -111,6 +112,26 @@ def default_checkpoint_interval(total_steps: int, every: int | None = None) -> i
     return max(1, min(every, math.ceil(total_steps / 10)))
 
 
+# The largest estimate a job row stores (cost_estimate*: DecimalField(max_digits=10, decimal_places=2);
+# estimated_duration_minutes: PositiveIntegerField).
+MAX_STORABLE_COST = Decimal("99999999.99")
+MAX_STORABLE_MINUTES = 2_147_483_647
+
+
+def refuse_unstorable_estimate(estimate: dict[str, Any], hyper: dict[str, Any]) -> None:
+    """A job too big for its own estimate's columns (max_steps=10**12, num_epochs=1e9) is a typo,
+    not a job: refuse it on the setting that made it so, before anything is written, instead of
+    failing on the database column (a 500)."""
+    cost = max(Decimal(str(estimate["cost"][k] or 0)) for k in ("expected", "low", "high"))
+    minutes = float(estimate["duration_minutes"]["expected"] or 0)
+    if cost <= MAX_STORABLE_COST and minutes <= MAX_STORABLE_MINUTES:
+        return
+    field = "max_steps" if hyper.get("max_steps") else "num_epochs"
+    raise ValidationError({field: (
+        f"this makes the job {int(estimate['total_steps']):,} steps, estimated at ${cost:,.0f} over "
+        f"{minutes / 60 / 24:,.0f} days, more than any job can be; lower {field}.")})
+
+
 def create_job(
     *,
     user,
@@ -138,6 +159,7 @@ def create_job(
     estimate = estimate_for_configuration(training_file=training_file, base_model=base_model,
                                           configuration=configuration)
     hyper = configuration["hyperparameters"]
+    refuse_unstorable_estimate(estimate, hyper)
     if "checkpoint_interval" not in hyper and parent is None:  # a retry keeps its parent's settings
         hyper["checkpoint_interval"] = default_checkpoint_interval(estimate["total_steps"])
     with transaction.atomic():

@@ -232,7 +232,7 @@ class Command(BaseCommand):
                 if interrupted:
                     raise
                 interrupted = True
-                self.stdout.write("\nCancelling: the worker gets SIGTERM, saves a checkpoint and stops…")
+                self.stdout.write("\nCancelling: the worker stops within its current step and checkpoints the last completed one…")
                 job.refresh_from_db()
                 if not job.is_terminal:
                     jobs.cancel_job(job, user=job.created_by)
@@ -267,6 +267,13 @@ class Command(BaseCommand):
             write(f"  Recoveries: {job.recovery_summary()}")
         write(f"  Cost: ${job.actual_cost} ({job.billable_seconds:.0f} s billable at ${job.hourly_rate}/h; "
               f"estimated ${job.cost_estimate})")
+        if job.status == "cancelled":
+            # The worker abandons the step in flight and checkpoints the last completed one
+            # (gpu_worker.callbacks.install_step_abort); say whether that left anything to keep.
+            if job.last_checkpoint_step is not None:
+                write(f"  Checkpoint: step {job.last_checkpoint_step} saved")
+            else:
+                write("  Checkpoint: none saved (no training step had completed)")
         if job.status != "completed":
             if job.error_message:
                 write(f"  Error ({job.error_type}): {job.error_message}")
