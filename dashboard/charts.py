@@ -105,12 +105,14 @@ def render_svg(chart: Chart) -> bytes:
 
 def _format_ticks(ax: Axes, *, log_y: bool) -> None:
     """Tick labels people read: thousands separated (80,000 MB, step 12,000), small values with
-    one shared power of ten (1.90 ... 2.10 ×10⁻⁴ for a learning rate) instead of 0.0001900."""
+    one shared power of ten (1.90 ... 2.10 and "1e-4" for a learning rate) instead of 0.0001900."""
     axes = [(ax.xaxis, ax.get_xlim())] + ([] if log_y else [(ax.yaxis, ax.get_ylim())])
     for axis, (low, high) in axes:
         if max(abs(low), abs(high)) >= 10_000:
             axis.set_major_formatter(FuncFormatter(lambda value, _pos: humanize.integer(value)))
         else:
-            formatter = ScalarFormatter(useMathText=True)
+            # Plain text, not mathtext: matplotlib's mathtext parser is not thread-safe, and the
+            # page asks for its four charts at once.
+            formatter = ScalarFormatter(useMathText=False)
             formatter.set_powerlimits((-3, 4))
             axis.set_major_formatter(formatter)

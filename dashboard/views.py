@@ -275,7 +275,7 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
         "eval_perplexity": exp_text(last_eval[1] if last_eval else job.latest_eval_loss),
         "learning_rate": humanize.scientific(job.latest_learning_rate),
         "perplexity": (humanize.significant(validation_perplexity) if validation_perplexity is not None
-                       else "— (measured after training)"),
+                       else "— (not measured)" if job.is_terminal else "— (measured after training)"),
         "cost_estimate": cost["estimate"], "cost_range": cost["range"], "cost_actual": cost["actual"],
         "cost_rate": cost["rate"], "cost_warning": cost["warning"],
         "advice_label": advice_label, "advice_action": advice_action, "advice_reason": advice_reason,

@@ -127,6 +127,7 @@ def test_a_cancelled_job_says_where_it_stopped_and_what_was_saved(staff_client, 
     assert "continue" not in text.lower() and "85" not in data["text"]["eta"]
     assert 'class="stage cancelled" data-stage="training"' in html
     assert not data["has_result"] and re.search(r'<div id="result-figures"\s+hidden>', html)
+    assert data["text"]["perplexity"] == "— (not measured)"
 
 
 def test_a_failed_job_gives_its_reason_as_the_verdict(staff_client, worker, job):
