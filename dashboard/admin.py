@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from artifacts.admin import download_urls
+from core import humanize
 from gpu_worker.config import ConfigError, WorkerConfig
 from training import defaults
 from training.executors import EXECUTORS
@@ -95,15 +96,12 @@ def minutes_text(minutes: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def number_text(value: float | None, spec: str) -> str:
-    """A reported figure for people (`spec`, e.g. ".4f"), "—" when none was reported."""
-    return "—" if value is None else format(value, spec)
 
 
 def setting_text(value: Any) -> str:
     """A configured value: floats to four significant digits (2e-4 stays 0.0002), lists joined."""
     if isinstance(value, float):
-        return format(value, ".4g")
+        return humanize.significant(value, trim=True)
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return "—" if value is None else str(value)
@@ -661,7 +659,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Epoch")
     def epoch(self, obj: TrainingJob) -> str:
-        return number_text(obj.current_epoch, ".2f")
+        return humanize.significant(obj.current_epoch, 3, trim=True)
 
     @admin.display(description="Step")
     def steps(self, obj: TrainingJob) -> str:
@@ -672,19 +670,19 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Training loss")
     def train_loss(self, obj: TrainingJob) -> str:
-        return number_text(obj.latest_loss, ".4f")
+        return humanize.significant(obj.latest_loss)
 
     @admin.display(description="Held-out loss")
     def eval_loss(self, obj: TrainingJob) -> str:
-        return number_text(obj.latest_eval_loss, ".4f")
+        return humanize.significant(obj.latest_eval_loss)
 
     @admin.display(description="Learning rate")
     def learning_rate(self, obj: TrainingJob) -> str:
-        return number_text(obj.latest_learning_rate, ".3g")
+        return humanize.scientific(obj.latest_learning_rate)
 
     @admin.display(description="Perplexity")
     def perplexity(self, obj: TrainingJob) -> str:
-        return number_text(obj.latest_perplexity, ".2f")
+        return humanize.significant(obj.latest_perplexity)
 
     @admin.display(description="Time remaining")
     def time_left(self, obj: TrainingJob) -> str:

@@ -192,7 +192,8 @@ RAW = {"current_epoch": 0.3076923076923077, "latest_loss": 2.9872450828552246, "
 def test_a_running_jobs_page_shows_rounded_figures_and_its_remaining_time(admin_client_for_staff, make_job):
     job = make_job(Status.TRAINING, **RAW)
     html = admin_client_for_staff.get(change_url(job)).content.decode()
-    for shown in ("0.31", "2.9872", "2.3909", "17.44", "0.000199", "4 / 13", "1 h 25 min"):
+    # core.humanize, as on the dashboard: 3 significant digits for epochs, 4 for losses.
+    for shown in ("0.308", "2.987", "2.391", "17.44", "1.99e-04", "4 / 13", "1 h 25 min"):
         assert shown in html, shown
     for raw in ("0.3076923076923077", "2.9872450828552246", "2.3909203547906803", "17.441234567891234",
                 "0.00019876543210987"):
@@ -207,7 +208,7 @@ def test_a_finished_jobs_page_shows_no_remaining_time(admin_client_for_staff, ma
     html = admin_client_for_staff.get(change_url(job)).content.decode()
     assert "Time remaining" not in html and "1 h 25 min" not in html
     assert "Estimated time remaining" not in html
-    assert "2.9872" in html  # the figures it ended with stay
+    assert "2.987" in html  # the figures it ended with stay
 
 
 def test_the_job_page_lists_its_settings(admin_client_for_staff, make_job):
