@@ -312,7 +312,10 @@ def event_summary(payload: Any) -> str:
     points = payload.get("points")
     if isinstance(points, list) and points:
         steps = [p.get("step") for p in points if isinstance(p, dict) and isinstance(p.get("step"), int)]
-        return f"{len(points)} points" + (f", steps {min(steps)}–{max(steps)}" if steps else "")
+        count = f"{humanize.integer(len(points))} point{'s' if len(points) != 1 else ''}"
+        if not steps:
+            return count
+        return count + (f", step {steps[0]}" if min(steps) == max(steps) else f", steps {min(steps)}–{max(steps)}")
     evaluators = payload.get("evaluators")
     if isinstance(evaluators, dict):  # validation_results
         perplexity = evaluators.get("perplexity") if isinstance(evaluators.get("perplexity"), dict) else {}

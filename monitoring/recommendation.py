@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from core import humanize
@@ -221,6 +221,10 @@ def final_verdict(o: Outcome) -> Verdict:
 
 
 def _cancelled_reason(o: Outcome) -> str:
+    # The worker checkpoints its last completed step as it stops, and that step's metrics can be
+    # refused after the cancel (410): the job got at least as far as its checkpoint.
+    step = o.step if o.checkpoint_step is None else max(o.step or 0, o.checkpoint_step)
+    o = replace(o, step=step)
     if o.step is None:
         where = f" during {o.stage}" if o.stage else " before training started"
         stopped = f"Cancelled{where}"

@@ -159,3 +159,10 @@ def test_a_verdict_never_says_continue_and_shows_no_raw_floats(ending, base, tra
     assert not re.search(r"\d\.\d{5,}", verdict.reason), verdict.reason
     if ending == "completed" and base is not None and trained is not None and verdict.kind != "unchanged":
         assert (verdict.kind == "improved") == (trained < base)
+
+
+def test_a_cancelled_job_got_at_least_as_far_as_its_checkpoint():
+    # Step 2 completed and was checkpointed as the worker stopped; its metrics came after the
+    # cancel and were refused, so the job's last reported step is 1.
+    verdict = final_verdict(Outcome("cancelled", stage="training", step=1, total_steps=5000, checkpoint_step=2))
+    assert verdict.reason == "Cancelled at step 2 of 5,000; the checkpoint at step 2 was saved."

@@ -172,3 +172,10 @@ def test_the_finished_page_still_needs_a_fixed_number_of_queries(staff_client, w
         assert staff_client.get(url(job)).status_code == 200
     with django_assert_max_num_queries(8):
         assert staff_client.get(url(job, "data/")).status_code == 200
+
+
+def test_a_metrics_event_reads_as_a_count_of_points_and_their_steps():
+    from dashboard.views import event_summary
+
+    assert event_summary({"points": [{"step": 7}]}) == "1 point, step 7"
+    assert event_summary({"points": [{"step": 1}, {"step": 2}, {"step": 3}]}) == "3 points, steps 1–3"
