@@ -181,6 +181,9 @@ class Outcome:
     error_type: str = ""
     suggested_fix: str = ""
     advice: Recommendation | None = None  # the analyser's last advice, for a run that overfitted or diverged
+    # cancelled: the worker has not yet reported how it stopped (it checkpoints its last completed
+    # step on SIGTERM), so `checkpoint_step` may still move; job_outcome decides when it has.
+    worker_stopping: bool = False
 
     @property
     def loss_base(self) -> float | None:
@@ -205,7 +208,7 @@ def final_verdict(o: Outcome) -> Verdict:
     completed: held-out loss and perplexity before → after (from the validation step), or the
     Trainer's last held-out loss when validation reported none; an earlier checkpoint the
     analyser found better is named. cancelled: the step it stopped at and whether a checkpoint
-    was saved. failed: the stage, the error and its suggested fix.
+    was saved (while the worker is still stopping, that it is saving one, not "none"). failed: the stage, the error and its suggested fix.
     """
     if o.ending == "failed":
         where = f" during {o.stage}" if o.stage else ""
@@ -231,6 +234,12 @@ def _cancelled_reason(o: Outcome) -> str:
     else:
         of = f" of {humanize.integer(o.total_steps)}" if o.total_steps else ""
         stopped = f"Cancelled at step {humanize.integer(o.step)}{of}"
+    if o.worker_stopping:
+        # Its last word is still on the way: "no checkpoint" now would be taken back seconds later.
+        saving = " and saving a checkpoint of its last completed step" if o.step is not None else ""
+        so_far = (f" (the latest saved so far is at step {humanize.integer(o.checkpoint_step)})"
+                  if o.checkpoint_step is not None else "")
+        return f"{stopped}; the worker is stopping{saving}{so_far}…"
     if o.checkpoint_step is not None:
         return f"{stopped}; the checkpoint at step {humanize.integer(o.checkpoint_step)} was saved."
     return f"{stopped}; no checkpoint was saved."

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -220,7 +220,37 @@ def validation_perplexity(job: TrainingJob) -> dict[str, Any]:
     return perplexity if isinstance(perplexity, dict) else {}
 
 
-def job_outcome(job: TrainingJob, *, last_eval: tuple[int, float] | None | bool = False) -> Outcome | None:
+# After a cancel the worker gets SIGTERM, checkpoints its last completed step and reports it
+# (`interrupted`); a worker silent this long after the cancel is presumed dead.
+WORKER_STOP_WAIT = timedelta(minutes=2)
+# The reports that are a worker's last word: after the cancel the ingestion takes only
+# `interrupted` (and `checkpoint_saved`, which comes before it) from the current attempt.
+WORKER_END_EVENTS = (JobEvent.Type.INTERRUPTED, JobEvent.Type.ERROR, JobEvent.Type.COMPLETED)
+
+
+def worker_stopping(job: TrainingJob, now: datetime | None = None) -> bool:
+    """A cancelled job whose current attempt's worker has not yet reported how it stopped, so
+    the checkpoint it saves as it stops may still arrive. False once it has reported (an end
+    event of that attempt received since the cancel), once the attempt was seen ended, and
+    WORKER_STOP_WAIT after the cancel; also when no worker of the attempt ever reported.
+    At most two queries, and none for a job cancelled long ago."""
+    now = now or timezone.now()
+    cancelled_at = job.completed_at
+    if job.status != Status.CANCELLED or cancelled_at is None or now - cancelled_at >= WORKER_STOP_WAIT:
+        return False
+    attempt = job.current_attempt
+    if attempt is None or attempt.started_at is None:  # no worker of this attempt ever ran
+        return False
+    # The cancel closes the attempt's bill at the cancel time (stopping.stop_attempt), which
+    # sets ended_at to it: that says nothing of the worker. Another time is the executor's sighting.
+    if attempt.ended_at is not None and attempt.ended_at != cancelled_at:
+        return False
+    return not JobEvent.objects.filter(job_id=job.pk, attempt=job.attempt, event_type__in=WORKER_END_EVENTS,
+                                       received_at__gte=cancelled_at).exists()
+
+
+def job_outcome(job: TrainingJob, *, last_eval: tuple[int, float] | None | bool = False,
+                now: datetime | None = None) -> Outcome | None:
     """What a finished job left, for final_verdict; None while it has not ended.
 
     `last_eval` is last_evaluation(job.pk) when the caller has it (False: read it here, one
@@ -245,6 +275,7 @@ def job_outcome(job: TrainingJob, *, last_eval: tuple[int, float] | None | bool 
         heldout_samples=_int(perplexity.get("samples")), heldout_tokens=_int(perplexity.get("tokens")),
         error=str(job.mask_secret(job.error_message or "")), error_type=job.error_type,
         suggested_fix=str(job.mask_secret(job.error_suggested_fix or "")), advice=advice,
+        worker_stopping=worker_stopping(job, now),
     )
 
 

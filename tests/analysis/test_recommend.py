@@ -166,3 +166,23 @@ def test_a_cancelled_job_got_at_least_as_far_as_its_checkpoint():
     # cancel and were refused, so the job's last reported step is 1.
     verdict = final_verdict(Outcome("cancelled", stage="training", step=1, total_steps=5000, checkpoint_step=2))
     assert verdict.reason == "Cancelled at step 2 of 5,000; the checkpoint at step 2 was saved."
+
+
+def test_a_cancelled_run_whose_worker_is_still_stopping_claims_no_missing_checkpoint():
+    # Between the cancel and the worker's `interrupted` report the job knows no checkpoint yet:
+    # saying "no checkpoint was saved" then would be taken back seconds later.
+    stopping = final_verdict(Outcome("cancelled", stage="training", step=4, total_steps=12, worker_stopping=True))
+    assert stopping.kind == "cancelled"
+    assert stopping.reason == ("Cancelled at step 4 of 12; the worker is stopping and saving a checkpoint "
+                               "of its last completed step…")
+    assert "no checkpoint" not in stopping.reason
+    earlier = final_verdict(Outcome("cancelled", stage="training", step=7, total_steps=12, checkpoint_step=5,
+                                    worker_stopping=True))
+    assert earlier.reason == ("Cancelled at step 7 of 12; the worker is stopping and saving a checkpoint "
+                              "of its last completed step (the latest saved so far is at step 5)…")
+    # Before training it has no step to save.
+    loading = final_verdict(Outcome("cancelled", stage="model loading", worker_stopping=True))
+    assert loading.reason == "Cancelled during model loading; the worker is stopping…"
+    # Once it has reported, the verdict is what was saved.
+    done = final_verdict(Outcome("cancelled", stage="training", step=4, total_steps=12, checkpoint_step=4))
+    assert done.reason == "Cancelled at step 4 of 12; the checkpoint at step 4 was saved."
