@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter  # noqa: E402
 
 from core import humanize  # noqa: E402
 
@@ -105,7 +105,9 @@ def render_svg(chart: Chart) -> bytes:
 
 def _format_ticks(ax: Axes, *, log_y: bool) -> None:
     """Tick labels people read: thousands separated (80,000 MB, step 12,000), small values with
-    one shared power of ten (1.90 ... 2.10 and "1e-4" for a learning rate) instead of 0.0001900."""
+    one shared power of ten (1.90 ... 2.10 and "1e-4" for a learning rate) instead of 0.0001900.
+    The x axis is steps, which are whole: a run of a few steps gets 1, 2, 3, never 1.25."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one step: the tick "1"
     axes = [(ax.xaxis, ax.get_xlim())] + ([] if log_y else [(ax.yaxis, ax.get_ylim())])
     for axis, (low, high) in axes:
         if max(abs(low), abs(high)) >= 10_000:

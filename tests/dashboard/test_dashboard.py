@@ -3,6 +3,7 @@ number of queries however long the job's history."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from decimal import Decimal
@@ -205,3 +206,18 @@ def test_charts_can_be_drawn_by_concurrent_requests():
     with ThreadPoolExecutor(8) as pool:
         svgs = list(pool.map(lambda _: charts.render_svg(chart), range(32)))
     assert all(ET.fromstring(svg).tag == SVG for svg in svgs)
+
+
+def x_tick_labels(svg: bytes) -> list[str]:
+    """The step axis's tick labels as the SVG draws them (each glyph group carries its text)."""
+    text = svg.decode()
+    return [re.search(r"<!-- (.*?) -->", chunk)[1] for chunk in text.split('<g id="xtick_')[1:]]
+
+
+@pytest.mark.parametrize("steps", [[1], [1, 2], [1, 2, 3], [1, 2, 3, 4, 5], list(range(1, 13))])
+def test_a_short_run_gets_whole_steps_on_the_x_axis(steps):
+    # A 3-step run drew 1.00, 1.25, ... 3.00: steps are whole numbers.
+    chart = charts.Chart("Loss", "loss", [charts.Series("training", steps, [2.0 - s / 100 for s in steps])],
+                         best=(steps[-1], 2.0 - steps[-1] / 100))
+    labels = x_tick_labels(charts.render_svg(chart))
+    assert labels and all(re.fullmatch(r"-?\d+", label.replace("−", "-")) for label in labels), labels
