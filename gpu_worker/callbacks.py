@@ -365,8 +365,11 @@ class WorkerCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.state.step_in_progress = False
         self.state.step = state.global_step
-        if self.reporter.stop_requested:
-            # Cancelled or superseded: the control plane wants nothing more from this attempt.
+        if self.reporter.cancelled and self.state.signal_name is None:
+            # Cancelled (410), the cancel's SIGTERM not here yet: stop exactly as on SIGTERM.
+            self.state.signal_name = "cancel"
+        if self.reporter.stop_requested and not self.reporter.cancelled:
+            # Finished or superseded: the control plane wants nothing more from this attempt.
             self.state.stopped_by_control_plane = True
             self.uploader.cancel()
             control.should_save = False

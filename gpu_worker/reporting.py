@@ -84,11 +84,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# What a cancelled job still takes from its current attempt (training.services.ingest's fence
+# accepts these after a cancel): the checkpoint saved as the worker stops, and that it stopped.
+LAST_WORDS = frozenset({"checkpoint_saved", "interrupted"})
+
+
 class Reporter:
     """Stamps, persists and delivers events; see the module docstring for the design.
 
     `stop_requested` turns True once the control plane answered 409 or 410 for one of this
     attempt's events (cancelled or superseded); the training loop checks it each step.
+
+    A 410 means the job was cancelled: the control plane still takes this attempt's last words
+    (LAST_WORDS: the checkpoint it saves as it stops, and that it stopped), so `cancelled` turns
+    True and the sender goes on delivering those, and only those. A 409 (finished, superseded)
+    wants nothing more at all.
     """
 
     def __init__(self, *, job_id: str, attempt: int, webhook_url: str | None, secret: str | None,
@@ -119,6 +129,7 @@ class Reporter:
         self._writing = 0  # events the journal thread has taken but not yet moved to _pending
         self._closing = False
         self._stop_reason: str | None = None
+        self._cancelled = False  # answered 410: only LAST_WORDS are still delivered
         self._threads: list[threading.Thread] = []
         self._journal_file: Any = None
         self._journal_lines = 0
@@ -147,6 +158,14 @@ class Reporter:
         return self._stop_reason
 
     @property
+    def cancelled(self) -> bool:
+        """The job was cancelled (410): stop as on SIGTERM, checkpointing the last completed step."""
+        return self._cancelled
+
+    def _accepts(self, type: str) -> bool:
+        return self._stop_reason is None or (self._cancelled and type in LAST_WORDS)
+
+    @property
     def pending_count(self) -> int:
         """Events not yet delivered (in memory or in the journal)."""
         with self._lock:
@@ -170,7 +189,7 @@ class Reporter:
                 event = {"id": event_id, "type": str(type), "job_id": self.job_id,
                          "attempt": self.attempt, "seq": self._seq, "timestamp": _now_iso(),
                          "data": data}
-                if not self._enabled or self._stop_reason is not None or self._closing:
+                if not self._enabled or not self._accepts(event["type"]) or self._closing:
                     # Nowhere to send it, or the control plane said it wants nothing more.
                     return event_id
                 self._incoming.append(event)
@@ -188,7 +207,7 @@ class Reporter:
         with self._lock:
             self._wake_journal(urgent=True)
             while self._incoming or self._writing or self._pending or self._inflight is not None:
-                if self._stop_reason is not None:
+                if self._stop_reason is not None and not self._cancelled:
                     break
                 if not self._threads:
                     return False  # not started: nothing will ever drain it
@@ -396,12 +415,19 @@ class Reporter:
 
     def _next_event(self) -> dict[str, Any] | None:
         with self._lock:
-            while not self._pending and not self._closing and self._stop_reason is None:
-                self._sender_wakeup.wait()
-            if self._closing or self._stop_reason is not None:
-                return None
-            self._inflight = self._pending[0]
-            return self._inflight
+            while True:
+                while not self._pending and not self._closing and (self._stop_reason is None or self._cancelled):
+                    self._sender_wakeup.wait()
+                if self._closing or (self._stop_reason is not None and not self._cancelled):
+                    return None
+                event = self._pending[0]
+                if self._accepts(event["type"]):
+                    self._inflight = event
+                    return event
+                # Queued before the cancel was known: the control plane wants only last words now.
+                self._pending.popleft()
+                self._journal_notes.append({"drop": event["id"]})
+                self._wake_journal()
 
     def _finish(self, event: dict[str, Any], note: str) -> None:
         """Remove a delivered (or undeliverable) event from the queue."""
@@ -419,9 +445,10 @@ class Reporter:
         logger.warning("stopping: %s", reason)
         with self._lock:
             self._stop_reason = reason
-            dropped = list(self._pending) + self._incoming
-            self._pending.clear()
-            self._incoming = []
+            self._cancelled = status == 410
+            dropped = [e for e in list(self._pending) + self._incoming if not self._accepts(e["type"])]
+            self._pending = deque(e for e in self._pending if self._accepts(e["type"]))
+            self._incoming = [e for e in self._incoming if self._accepts(e["type"])]
             # The control plane wants nothing more from this attempt, now or after a restart.
             self._journal_notes.extend({"drop": e["id"]} for e in dropped)
             self._inflight = None
@@ -441,8 +468,12 @@ class Reporter:
                 self._finish(event, "ack")
                 continue
             if status in (409, 410):
-                if event.get("job_id") == self.job_id and event.get("attempt") == self.attempt:
+                if (event.get("job_id") == self.job_id and event.get("attempt") == self.attempt
+                        and self._stop_reason is None):
                     self._request_stop(event, status)
+                    if self._cancelled:
+                        self._finish(event, "drop")
+                        continue  # to deliver the last words
                     session.close()
                     return
                 # A leftover from an older attempt that has been superseded: just discard it.

@@ -395,8 +395,11 @@ class _Job:
                 trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
             except StepAborted:
                 self.state.abort_step_on_signal = False
-                if self.reporter.stop_requested:
+                if self.reporter.stop_requested and not self.reporter.cancelled:
                     raise StoppedByControlPlane(self.reporter.stop_reason) from None
+                # SIGTERM/SIGINT, or a cancel (410) whose signal is still on its way: the
+                # control plane takes this attempt's checkpoint and its last word either way.
+                self.state.signal_name = self.state.signal_name or "cancel"
                 self.save_emergency_checkpoint(trainer)
                 raise WorkerInterrupted(self.state.signal_name) from None
         finally:

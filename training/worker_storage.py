@@ -8,7 +8,8 @@
 
 The control calls are authenticated only by the job's secret (Standard Webhooks signature,
 gpu_worker.signing.verify): no session, no token, no CSRF. Keys are relative to the job's root
-and cannot leave it. A terminal job gets 409, which HttpStore turns into a StoreError at once.
+and cannot leave it. A finished job gets 409, which HttpStore turns into a StoreError at once;
+a cancelled one still takes its current attempt's last checkpoint, saved as the worker stops.
 
 Attempt fencing: every control call carries its attempt in an `x-worker-attempt` header
 (HttpStore sends it); one without it, or not an integer, gets 400 naming the header, and one
@@ -39,6 +40,7 @@ from core.url_signing import TokenError, read_blob_token
 from gpu_worker import signing as worker_signing
 from gpu_worker.contract import ATTEMPT_HEADER
 
+from .lifecycle import Status
 from .models import TrainingJob
 
 logger = logging.getLogger("training.worker_storage")
@@ -104,7 +106,9 @@ def _authenticated_job(request: HttpRequest, job_id, body: bytes) -> TrainingJob
     if job is None:  # unreachable: nobody holds the random secret
         raise _Refused(401, "signature does not match")
     attempt = _attempt(headers)
-    if job.is_terminal:
+    # A cancelled job's current attempt may still store the checkpoint it saves as it stops
+    # (its webhook takes that last word too: ingest.CANCELLED_LAST_WORDS); a finished one may not.
+    if job.is_terminal and job.status != Status.CANCELLED:
         raise _Refused(409, f"the job is {job.status}; storage is closed to workers")
     if attempt != job.attempt:
         raise _Refused(409, f"attempt {attempt} was superseded by attempt {job.attempt}")

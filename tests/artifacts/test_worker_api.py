@@ -149,12 +149,23 @@ def test_delete_keeps_everything_outside_the_prefix(backend, live_server, make_j
     assert storage.exists(storage.job_key(neighbour.pk, "checkpoints/step-1/a"))
 
 
-@pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED])
 def test_a_finished_job_gets_409(filesystem, live_server, make_job, status):
     job = make_job(status=status)
     store = worker_store(live_server, job)
     with pytest.raises(StoreError, match="HTTP 409"):
         store.put_bytes("checkpoints/step-1/manifest.json", b"{}")
+
+
+def test_a_cancelled_jobs_current_attempt_still_commits_its_last_checkpoint(filesystem, live_server, make_job,
+                                                                           tmp_path):
+    """The worker checkpoints its last completed step as the cancel stops it; a superseded
+    attempt of the same job still gets nothing."""
+    job = make_job(status=Status.CANCELLED)
+    commit_checkpoint(worker_store(live_server, job), checkpoint_dir(tmp_path, 7), 7, attempt=1)
+    assert [m["step"] for m in worker_store(live_server, job).committed_checkpoints()] == [7]
+    url = f"{api_url(live_server, job)}/sign"
+    assert signed_post(url, {"method": "PUT", "keys": ["checkpoints/step-8/manifest.json"]}, attempt=2).status_code == 409
 
 
 def test_an_attempt_header_from_a_superseded_attempt_gets_409(filesystem, live_server, make_job):

@@ -19,7 +19,8 @@ Failure injection, for events and the store API alike (`scope`: "events", "stora
 - `fail_next(n, status=503)`: the next n requests fail with `status`, or have their connection
   closed with no answer when `status` is None.
 - `down(status=503)` / `up()`: fail every request until `up()`.
-- `answer`: a status every event request gets while it is not None (e.g. 409).
+- `answer`: a status every event request gets while it is not None (e.g. 409), except
+  the types in `accept_anyway` (a cancelled job's fence: 410 but for the last words).
 - `delay`: seconds to wait before answering each event request.
 """
 
@@ -56,6 +57,7 @@ class Receiver:
         self.bad_signatures = 0
         self.requests = 0  # every request, failed ones included
         self.answer: int | None = None
+        self.accept_anyway: set[str] = set()  # event types answered 200 whatever `answer` says
         self.delay = 0.0
         self._cond = threading.Condition()
         self._fail_left = 0
@@ -262,7 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
             if rx.delay:
                 time.sleep(rx.delay)
             event = json.loads(body)
-            status = rx.answer or 200
+            # A cancelled job's fence: `answer` for everything but the attempt's last words.
+            status = 200 if event.get("type") in rx.accept_anyway else (rx.answer or 200)
             rx._record(event, self.headers.get("webhook-id", ""), accepted=status < 300)
             self._reply(status, {"ok": status < 300})
         elif path == "/storage/sign":

@@ -158,6 +158,37 @@ def test_409_or_410_requests_a_stop_and_drops_the_rest(rx: Receiver, tmp_path: P
     assert make_reporter(rx, outbox).pending_count == 0  # nor after a restart
 
 
+def test_after_a_410_only_the_attempts_last_words_are_still_delivered(rx: Receiver, tmp_path: Path) -> None:
+    """A 410 is a cancel: the control plane still takes the checkpoint the worker saves as it stops
+    and its `interrupted`, and nothing else (training.services.ingest.CANCELLED_LAST_WORDS)."""
+    rx.answer, rx.accept_anyway = 410, {"checkpoint_saved", "interrupted"}
+    reporter = make_reporter(rx, tmp_path / "outbox")
+    reporter.start()
+    reporter.emit("heartbeat", {"stage": "training", "step": 3, "total_steps": 10})
+    assert rx.wait_for(lambda: reporter.stop_requested)
+    assert reporter.cancelled
+    reporter.emit("metrics", {"points": [{"step": 4}]})  # not a last word: never sent
+    reporter.emit("checkpoint_saved", {"step": 3, "key": "checkpoints/step-3", "size_bytes": 10})
+    reporter.emit("interrupted", {"signal": "cancel", "last_checkpoint_step": 3})
+    assert reporter.flush(10)  # waits for the last words, not only for the refusal
+    reporter.close()
+    assert [e["type"] for e in rx.deliveries] == ["heartbeat", "checkpoint_saved", "interrupted"]
+    assert [e["type"] for e in rx.events] == ["checkpoint_saved", "interrupted"]
+
+
+def test_after_a_409_not_even_last_words_are_sent(rx: Receiver, tmp_path: Path) -> None:
+    rx.answer = 409
+    reporter = make_reporter(rx, tmp_path / "outbox")
+    reporter.start()
+    reporter.emit("heartbeat", {"stage": "training", "step": 3, "total_steps": 10})
+    assert rx.wait_for(lambda: reporter.stop_requested)
+    assert not reporter.cancelled
+    reporter.emit("interrupted", {"signal": "SIGTERM", "last_checkpoint_step": 3})
+    assert reporter.flush(10)
+    reporter.close()
+    assert [e["type"] for e in rx.deliveries] == ["heartbeat"]
+
+
 @pytest.mark.parametrize("status", [400, 401, 404, 413, 422])
 def test_other_4xx_drop_only_that_event(rx: Receiver, tmp_path: Path, status: int, caplog) -> None:
     # A permanently bad event (a step too big for the database: 400 naming the field) is

@@ -85,7 +85,7 @@ def test_409_stops_at_the_next_step_and_saves_nothing_more(tmp_path, job_config,
     proc = start_worker(config, tmp_path / "job.json")
     try:
         assert receiver.wait_for(lambda: any(e["type"] == "checkpoint_saved" for e in receiver.events), timeout=120)
-        receiver.answer = 409  # cancelled: every report from now on is refused
+        receiver.answer = 409  # finished or superseded: every report from now on is refused
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -214,3 +214,30 @@ def test_sigterm_mid_step_abandons_the_step_and_checkpoints_the_last_completed_o
     print(f"stopped {took:.1f} s after SIGTERM mid-step {completed + 1}; resumed from {completed}; "
           f"max |loss difference| vs uninterrupted: {worst:.3g}")
     assert worst < 1e-4, f"resumed run drifted from the uninterrupted one by {worst}"
+
+
+def test_a_cancel_answered_before_its_sigterm_still_checkpoints_the_last_completed_step(tmp_path, resumable_config,
+                                                                                       receiver):
+    """The cancel's 410 can reach the worker (on its next report) before the cancel's SIGTERM
+    does: it stops exactly as on SIGTERM, and the control plane still takes its last words."""
+    from gpu_worker.reporting import LAST_WORDS
+
+    config = resumable_config(str(tmp_path / "attempt1"))
+    config.update(max_steps=500, checkpoint_interval=1000)  # whatever is saved is the cancel's
+    worker = start_worker(config, tmp_path / "attempt1.json")
+    try:
+        assert receiver.wait_for(lambda: max(train_losses(metric_points(receiver.events)), default=0) >= 3,
+                                 timeout=120)
+        receiver.accept_anyway = set(LAST_WORDS)
+        receiver.answer = 410  # what the fence answers once the job is cancelled
+        _, stderr = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == ExitCode.INTERRUPTED, stderr[-3000:]
+    accepted = [e for e in receiver.events if e["job_id"] == "job-test"]
+    saved = [e["data"]["step"] for e in accepted if e["type"] == "checkpoint_saved"]
+    interrupted = next(e["data"] for e in accepted if e["type"] == "interrupted")
+    assert len(saved) == 1 and saved[0] >= 3 and interrupted == {"signal": "cancel", "last_checkpoint_step": saved[0]}
+    manifest = json.loads((tmp_path / "store" / "checkpoints" / f"step-{saved[0]}" / "manifest.json").read_text())
+    assert manifest["step"] == saved[0]

@@ -123,7 +123,8 @@ def _payload(job: TrainingJob, event: Envelope) -> dict[str, Any]:
         signal_name = event.data.get("signal") or "SIGTERM"
         if job.status == Status.CANCELLED:
             payload["cancelled"] = {"checkpoint_step": reported if is_int(reported) else None, "hint": (
-                f"the job was cancelled; the worker stopped on {signal_name} "
+                "the job was cancelled; the worker stopped "
+                + ("when told of the cancel " if signal_name == "cancel" else f"on {signal_name} ")
                 + (f"with its checkpoint at step {reported} committed" if is_int(reported)
                    else "without a committed checkpoint"))}
             return payload
