@@ -8,8 +8,9 @@
                           stage indicators, charts, metrics table, cost tracker, the analyser's
                           advice (its verdict once the job has ended) and quality score, the
                           event log (heartbeats folded out unless asked for), actions;
-- `dashboard/data/`       the card's figures as JSON; the page fetches it every few seconds and
-                          updates text and chart URLs in place (no reload);
+- `dashboard/data/`       the card's figures and the stage strip as JSON; the page fetches it
+                          every few seconds and updates text, stages and chart URLs in place
+                          (no reload);
 - `dashboard/chart/<name>.svg`  one chart (loss, lr, throughput, gpu) drawn by dashboard.charts;
 - `dashboard/<action>/`   POST cancel or retry, through training.services.jobs.
 
@@ -152,6 +153,9 @@ def stage_times(job: TrainingJob, now: datetime | None = None) -> list[dict[str,
     # A failed or cancelled job ended inside its last stage: that one stopped, it did not finish.
     stopped = job.current_stage if job.status in (Status.FAILED, Status.CANCELLED) else None
     reached = {s for s in spent if s in stages} | ({job.current_stage} if job.current_stage else set())
+    # The stages run in order: any before the one the job is in were passed, recorded or not.
+    if job.current_stage in stages:
+        reached |= set(stages[:stages.index(job.current_stage)])
     result = []
     for stage in WORKER_STAGES:
         estimate = (job.estimate or {}).get("stages", {}).get(ESTIMATE_KEYS.get(stage, ""), None)
@@ -247,7 +251,7 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
     progress = float(job.progress_percentage or 0)
     cost = cost_figures(job)
     last_eval = last_evaluation(job.pk)
-    outcome = job_outcome(job, last_eval=last_eval)
+    outcome = job_outcome(job, last_eval=last_eval, now=now)
     verdict = job_verdict(job, outcome)
     if verdict is not None:
         advice_label, advice_action, advice_reason = "Verdict", verdict.headline, verdict.reason
@@ -297,6 +301,9 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
         "download_url": download_url(job),
         # Changes whenever a chart would: a new step, a new attempt, or a new status.
         "chart_version": f"{job.attempt}-{job.current_step or 0}-{job.status}",
+        # The stage strip (current, done, stopped; time spent, estimates): the page redraws it
+        # from each refresh, as it does the card.
+        "stages": stage_times(job, now),
     }
 
 
@@ -432,7 +439,7 @@ def dashboard_view(model_admin, request, object_id: str):
         "job": job,
         "card": data,
         "text": data["text"],
-        "stages": stage_times(job),
+        "stages": data["stages"],
         "metric_rows": metric_rows(job),
         "interruption_rows": interruption_rows(job),
         "events": log.rows,

@@ -1,5 +1,6 @@
 """An operator in a real browser: logs in, creates a job from the add form (estimate shown),
-watches a running job's dashboard update without a reload as the worker reports, and cancels it;
+watches a running job's dashboard update without a reload as the worker reports (its stage strip
+moving from preprocessing to training, progress, charts), and cancels it;
 watches another job complete and finds its result at the top of the page.
 
 The worker is stood in for by signed metric webhooks posted to the live server, exactly as
@@ -99,21 +100,35 @@ def test_an_operator_creates_a_job_and_watches_it_live(live_server, page, screen
     screenshot("3-created")
 
     # The job runs: a worker attempt holds its secret (as start_job and the launcher would set).
-    TrainingJob.objects.filter(pk=job.pk).update(status=Status.TRAINING, current_stage=Status.TRAINING, attempt=1,
-                                                 secret=SECRET)
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.PROVISIONING, attempt=1, secret=SECRET)
     job.refresh_from_db()
-    assert post_metrics(base, job, range(1, 21), seq=1)["accepted"] is True
+    post_event(base, job, "stage_changed", {"stage": "preprocessing"}, 1)
     page.click("#dashboard-link")
     page.wait_for_selector("#status-card")
+    assert page.get_attribute("#stages [aria-current=step]", "data-stage") == "preprocessing"
+    # From here on the page updates itself (no reload: a marker on window survives).
+    page.evaluate("window.__notReloaded = true")
+
+    # The worker moves through the stages while the page is open: the strip follows them.
+    post_event(base, job, "stage_changed", {"stage": "model_loading"}, 2)
+    post_event(base, job, "stage_changed", {"stage": "training"}, 3)
+    assert post_metrics(base, job, range(1, 21), seq=4)["accepted"] is True
+    page.wait_for_selector("#stages [data-stage=training].current[aria-current=step]", timeout=15_000)
+    page.wait_for_function("document.getElementById('progress-text').textContent === '10.0%'")
+    assert page.locator("#stages [aria-current=step]").count() == 1
+    for stage in ("preprocessing", "model_loading"):
+        done = page.locator(f"#stages [data-stage={stage}]")
+        assert done.get_attribute("class") == "stage done", stage
+        assert done.locator("[data-stage-field=spent]").inner_text() != "—", stage  # measured, though short
+    assert page.locator("#stages [data-stage=validating]").get_attribute("class") == "stage upcoming"
     assert page.inner_text("[data-field=status]") == "Training"
     progress_before = page.inner_text("#progress-text")
     chart_before = page.get_attribute("#chart-loss", "src")
-    assert progress_before == "10.0%"
+    assert page.evaluate("window.__notReloaded") is True
     screenshot("4-dashboard")
 
-    # More reports arrive; the page updates itself (no reload: a marker on window survives).
-    page.evaluate("window.__notReloaded = true")
-    assert post_metrics(base, job, range(21, 101), seq=2)["accepted"] is True
+    # More reports arrive; the page updates itself.
+    assert post_metrics(base, job, range(21, 101), seq=5)["accepted"] is True
     page.wait_for_function(f"document.getElementById('progress-text').textContent !== {json.dumps(progress_before)}")
     assert page.inner_text("#progress-text") == "50.0%"
     assert page.inner_text("[data-field=step]") == "100 / 200"

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from dashboard import charts
 from dashboard import views as dashboard
+from tests.webhooks.conftest import FakeWorker, make_job
 from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
 
@@ -122,6 +123,31 @@ def test_stage_indicators_show_time_spent_from_status_changes(job):
     assert stages["validating"]["state"] == "upcoming"
 
 
+def test_the_feed_carries_the_stage_strip_as_the_worker_moves_through_it(staff_client, db):
+    # The page loaded while the job was provisioning redraws its strip from the feed alone.
+    job = make_job(status=Status.PROVISIONING)
+    TrainingJob.objects.filter(pk=job.pk).update(estimate={"stages": {"preprocessing": 2, "training": 15.5}})
+    worker = FakeWorker(staff_client, job)
+    before = staff_client.get(url(job, "data/")).json()["stages"]
+    assert [s["label"] for s in before] == ["Preprocessing", "Model loading", "Training", "Finalization", "Validation"]
+    assert {s["state"] for s in before} == {"upcoming"} and {s["spent"] for s in before} == {"—"}
+    assert before[0]["estimate"] == "2m 00s" and before[2]["estimate"] == "15m 30s" and before[3]["estimate"] == ""
+    for stage in ("preprocessing", "model_loading", "training"):
+        assert worker.send("stage_changed", {"stage": stage}).status == 200
+    # Back-date the moves: 3 minutes preprocessing, 12 loading, training since 5 minutes ago.
+    now = timezone.now()
+    for minutes_ago, to in ((20, "preprocessing"), (17, "model_loading"), (5, "training")):
+        JobEvent.objects.filter(job=job, event_type="status_changed", payload__to=to).update(
+            received_at=now - timedelta(minutes=minutes_ago))
+    stages = {s["stage"]: s for s in staff_client.get(url(job, "data/")).json()["stages"]}
+    assert [k for k, s in stages.items() if s["state"] == "current"] == ["training"]
+    assert stages["preprocessing"]["state"] == stages["model_loading"]["state"] == "done"
+    assert stages["preprocessing"]["spent"] == "3m 00s" and stages["model_loading"]["spent"] == "12m 00s"
+    assert stages["training"]["spent"].startswith("5m ") and stages["training"]["estimate"] == "15m 30s"
+    assert stages["finalizing"]["state"] == stages["validating"]["state"] == "upcoming"
+    assert stages["validating"]["spent"] == "—"
+
+
 def test_the_cost_tracker_warns_past_twenty_percent_over_the_estimate(job):
     TrainingJob.objects.filter(pk=job.pk).update(cost_estimate=Decimal("10.00"), actual_cost=Decimal("12.50"))
     job.refresh_from_db()
@@ -221,3 +247,11 @@ def test_a_short_run_gets_whole_steps_on_the_x_axis(steps):
                          best=(steps[-1], 2.0 - steps[-1] / 100))
     labels = x_tick_labels(charts.render_svg(chart))
     assert labels and all(re.fullmatch(r"-?\d+", label.replace("−", "-")) for label in labels), labels
+
+
+def test_stages_before_the_current_one_are_done_even_without_their_events(job):
+    # A job moved straight to training (no status_changed recorded for the stages before it).
+    TrainingJob.objects.filter(pk=job.pk).update(current_stage=Status.TRAINING)
+    job.refresh_from_db()
+    states = [s["state"] for s in dashboard.stage_times(job)]
+    assert states == ["done", "done", "current", "upcoming", "upcoming"]
