@@ -47,7 +47,7 @@ from training.services.datasets import delete_training_file, ingest_training_fil
 from training.uploads import upload_too_large
 
 from .forms import OVERRIDE_FIELDS, UPLOAD_TOO_LARGE, TrainingFileUploadForm, TrainingJobCreateForm
-from .views import dashboard_urls
+from .views import dashboard_urls, stage_text
 
 logger = logging.getLogger(__name__)
 
@@ -520,7 +520,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
     # belongs to the lifecycle and the worker.
     EDITABLE = ("notes", "tags")
     change_fieldsets = (
-        (None, {"fields": ("error_panel", "name", "status_badge", "progress", "current_stage", "recovery",
+        (None, {"fields": ("error_panel", "name", "status_badge", "progress", "stage", "recovery",
                            "training_file", "base_model", "preset", "template", "parent", "created_by",
                            "created_at", "started_at", "completed_at")}),
         ("Cost and duration", {"fields": ("cost", "duration", "estimate_breakdown", "rate", "billable_time",
@@ -660,6 +660,11 @@ class TrainingJobAdmin(admin.ModelAdmin):
     @admin.display(description="Epoch")
     def epoch(self, obj: TrainingJob) -> str:
         return humanize.significant(obj.current_epoch, 3, trim=True)
+
+    @admin.display(description="Stage")
+    def stage(self, obj: TrainingJob) -> str:
+        # As the dashboard says it: a finished job's stage is how it ended, not the last one run.
+        return stage_text(obj)
 
     @admin.display(description="Step")
     def steps(self, obj: TrainingJob) -> str:

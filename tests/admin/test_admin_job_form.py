@@ -204,11 +204,12 @@ def test_a_running_jobs_page_shows_rounded_figures_and_its_remaining_time(admin_
 @pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
 def test_a_finished_jobs_page_shows_no_remaining_time(admin_client_for_staff, make_job, status):
     # A row written before terminal transitions cleared the figure still holds one.
-    job = make_job(status, **RAW)
+    job = make_job(status, **RAW, current_stage="validating")  # the last stage the worker reported
     html = admin_client_for_staff.get(change_url(job)).content.decode()
     assert "Time remaining" not in html and "1 h 25 min" not in html
     assert "Estimated time remaining" not in html
     assert "2.987" in html  # the figures it ended with stay
+    assert "Validating" not in html and ("Finished (all stages done)" in html) == (status == Status.COMPLETED)
 
 
 def test_the_job_page_lists_its_settings(admin_client_for_staff, make_job):
