@@ -238,6 +238,10 @@ def run_baseline_child(spec_path: str) -> None:
     Path(spec["result"]).write_text(json.dumps(result))
 
 
+class VariantFailed(Exception):
+    """A variant's process failed; the reps completed before it are still summarised."""
+
+
 def run_trl(work: Path, variant: str, model_path: str, records: list, steps: int, bf16: bool,
             timeout: float | None) -> dict:
     """Variant A (TRL's defaults) or A' (tuned flags) in a child process. With `timeout`, a
@@ -276,7 +280,8 @@ def run_trl(work: Path, variant: str, model_path: str, records: list, steps: int
                 "final_train_loss": None, "process_seconds": time.perf_counter() - t0,
                 "timing": {"cpu": None}, "bf16": variant == "A" or bf16}
     if proc.returncode != 0:
-        sys.exit(f"TRL variant {variant} failed ({proc.returncode}):\n{(work / 'stderr.txt').read_text()[-4000:]}")
+        raise VariantFailed(f"TRL variant {variant} exited {proc.returncode} (-9: killed, e.g. by the "
+                            f"kernel's OOM killer):\n{(work / 'stderr.txt').read_text()[-2000:]}")
     result = json.loads((work / "result.json").read_text())
     result["process_seconds"] = time.perf_counter() - t0
     result["timing"] = json.loads((work / "timing.json").read_text())
@@ -309,7 +314,7 @@ def run_worker(work: Path, data_path: str, steps: int, reporting: bool, checkpoi
     proc = subprocess.run([sys.executable, "-m", "gpu_worker", "--config", str(work / "job.json")],
                           env=_env(work / "timing.json"), cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
-        sys.exit(f"worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise VariantFailed(f"worker exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     summary = json.loads((work / "out/summary.json").read_text())
     points = [json.loads(line) for line in (work / "out/metrics.jsonl").read_text().splitlines() if line.strip()]
     events = receiver.events[events_before:]
@@ -480,17 +485,28 @@ def main() -> None:
     try:
         with Receiver(root / "receiver") as rx:
             for rep in range(args.reps):
+                failed = False
                 for key in names:
                     if key == "A" and results["A"] and results["A"][0].get("timed_out"):
                         continue  # a bound already; running it again would only cost the timeout
                     work = root / f"rep{rep + 1}-{key}"
-                    if key in ("A", "Ap"):
-                        r = run_trl(work, key, model_path, records, args.steps, bf16=tuned_bf16,
-                                    timeout=args.baseline_timeout if key == "A" else None)
-                    else:
-                        r = run_worker(work, args.data, args.steps, reporting=key == "B",
-                                       checkpoint_interval=args.checkpoint_interval, receiver=rx,
-                                       precision=args.worker_precision)
+                    try:
+                        if key in ("A", "Ap"):
+                            r = run_trl(work, key, model_path, records, args.steps, bf16=tuned_bf16,
+                                        timeout=args.baseline_timeout if key == "A" else None)
+                        else:
+                            r = run_worker(work, args.data, args.steps, reporting=key == "B",
+                                           checkpoint_interval=args.checkpoint_interval, receiver=rx,
+                                           precision=args.worker_precision)
+                    except VariantFailed as exc:
+                        if rep == 0:
+                            sys.exit(str(exc))
+                        # Medians over complete reps only: this rep's runs are dropped.
+                        print(f"  rep {rep + 1} {names[key]} FAILED, later runs skipped: {exc}", flush=True)
+                        for runs in results.values():
+                            del runs[rep:]
+                        failed = True
+                        break
                     r["tok_s"] = r["tokens"] / r["train_runtime"]
                     r["tok_cpu_s"] = r["tokens"] / r["timing"]["cpu"] if r["timing"]["cpu"] else None
                     r["load"] = os.getloadavg()[0]
@@ -506,6 +522,8 @@ def main() -> None:
                           f"{r['tok_s']:7.1f} tok/s "
                           f"{'' if r['tok_cpu_s'] is None else format(r['tok_cpu_s'], '6.1f') + ' tok/CPU-s '}"
                           f"train loss {'-' if loss is None else round(loss, 4)} load {r['load']:.2f}{extra}", flush=True)
+                if failed:
+                    break
                 if rep == 0 or args.eval_all_reps:
                     # Between reps, outside every timed region: rep 1's numbers survive an interrupted run.
                     if base is None:
