@@ -57,6 +57,7 @@ from monitoring.services import job_outcome, job_verdict, last_evaluation, trend
 from training.lifecycle import TERMINAL, WORKER_STAGES, IllegalTransition, Status
 from training.models import JobEvent, MetricPoint, TrainingJob
 from training.services import jobs as job_services
+from training.services.progress import job_progress
 
 from . import charts
 
@@ -259,8 +260,12 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
         # The incremental analysis the ingestion keeps (the same the metrics API returns).
         advice = trend_analysis(job)["recommendation"]
         advice_label, advice_action, advice_reason = "Advice", advice["action"].replace("_", " "), advice["reason"]
-    # A finished job has no time left, whatever the last heartbeat estimated.
-    eta = None if job.is_terminal else job.estimated_time_remaining_minutes
+    # The API's and `manage.py train`'s figure, worked out at each refresh from the latest
+    # heartbeat and the estimate: a started job has one from launch on (the estimate until a
+    # step is timed), and a finished job none. The stored column only follows ingested reports,
+    # so it stayed blank until the first heartbeat after a status change was applied.
+    live = job_progress(job, now=now)
+    eta = live["eta_seconds"]
     # Written only from the validation step's results (ingest.apply_validation_results).
     validation_perplexity = job.latest_perplexity
     step_total = humanize.integer(job.total_steps) if job.total_steps else "—"
@@ -271,7 +276,7 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
         "step": f"{humanize.integer(job.current_step)} / {step_total}",
         "epoch": humanize.significant(job.current_epoch, 3, trim=True),
         "elapsed": humanize.duration(elapsed.total_seconds()) if elapsed else "—",
-        "eta": humanize.duration(eta * 60) if eta is not None else "—",
+        "eta": ("—" if eta is None else humanize.duration(eta) + (" (estimate)" if live["basis"] == "estimate" else "")),
         "interruptions": job.recovery_summary() or "No interruptions.",
         "train_loss": humanize.significant(job.latest_loss),
         "eval_loss": humanize.significant(last_eval[1] if last_eval else job.latest_eval_loss),

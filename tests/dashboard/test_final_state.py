@@ -14,6 +14,7 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
+from core import humanize
 from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
 
@@ -142,12 +143,26 @@ def test_a_failed_job_gives_its_reason_as_the_verdict(staff_client, worker, job)
 
 
 def test_a_running_job_still_gets_advice_and_an_eta(staff_client, worker, job):
+    # No step timed yet: the estimate's remaining time, marked as such, from the start on (and
+    # nothing, rather than "0s", for a job without an estimate).
+    assert staff_client.get(url(job, "data/")).json()["text"]["eta"] == "—"
+    TrainingJob.objects.filter(pk=job.pk).update(estimate={"stages": {"training": 30.0, "validation": 5.0}})
+    data = staff_client.get(url(job, "data/")).json()
+    assert re.fullmatch(r"\d[\dhms ]* \(estimate\)", data["text"]["eta"]), data["text"]["eta"]
     worker.send("metrics", {"points": [point(s, train_loss=2.0 - s / 100, eval_loss=2.1 - s / 100 if s % 5 == 0 else None)
                                        for s in range(1, 31)]})
-    TrainingJob.objects.filter(pk=job.pk).update(estimated_time_remaining_minutes=12)
+    # The stored column is whatever the last report left; the card shows the live figure, the
+    # same the API's job detail gives: 70 steps left at 6 s, plus the later stages' estimates.
+    TrainingJob.objects.filter(pk=job.pk).update(estimated_time_remaining_minutes=85)
+    assert worker.send("heartbeat", {"stage": "training", "step": 30, "total_steps": 100,
+                                     "seconds_per_step": 6.0}).status == 200
     data = staff_client.get(url(job, "data/")).json()
+    api = staff_client.get(reverse("job-detail", args=[job.pk])).json()["progress"]
+    assert api["basis"] == "measured" and api["eta_seconds"] >= 70 * 6 - 5, api
+    assert data["text"]["eta"] == humanize.duration(api["eta_seconds"]), (data["text"]["eta"], api)
+    assert "85" not in data["text"]["eta"]
     assert data["text"]["advice_label"] == "Advice" and data["text"]["advice_action"] == "continue"
-    assert data["text"]["eta"] == "12m 00s" and not data["is_terminal"] and data["text"]["verdict"] == ""
+    assert not data["is_terminal"] and data["text"]["verdict"] == ""
     assert data["text"]["perplexity"] == "— (measured after training)"
 
 

@@ -60,6 +60,7 @@ def remaining(job: TrainingJob, heartbeat: dict[str, Any], *, reported_at: datet
     """What is left of `job` given a heartbeat's (checked) data; None for a finished job.
 
     A measured figure was true when the heartbeat left the worker: the time since is taken off.
+    A job with no estimate has nothing to go on until a step or sample is timed: None, not 0s.
     """
     if job.is_terminal:
         return None
@@ -79,6 +80,8 @@ def remaining(job: TrainingJob, heartbeat: dict[str, Any], *, reported_at: datet
         validation_total=heartbeat.get("validation_total"),
         seconds_per_validation_sample=heartbeat.get("seconds_per_validation_sample"),
     ))
+    if result is not None and result.basis == "estimate" and not estimate.get("stages"):
+        return None
     if result is not None and result.basis == "measured" and reported_at is not None:
         gone = max((now - reported_at).total_seconds(), 0.0)
         taken = min(gone, result.stage_seconds)
