@@ -51,7 +51,7 @@ class WorkerConfig:
     # Hardware
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cuda or cpu."})
     quantization: str = field(default="auto", metadata={"help": "auto (4-bit NF4 QLoRA on CUDA, none on CPU), 4bit or none."})
-    gradient_checkpointing: bool | None = field(default=None, metadata={"help": "null: on with 4-bit quantization, off otherwise."})
+    gradient_checkpointing: bool | None = field(default=None, metadata={"help": "null: on with 4-bit quantization; on CPU, on when one micro-batch's activations would pass CPU_ACTIVATION_BUDGET_MB (1 GB; the balanced preset on SmolLM2); off otherwise."})
     precision: str = field(default="auto", metadata={"help": "Compute precision: auto (bf16 mixed precision on CUDA with bf16 and on CPUs with AMX or AVX-512-BF16, fp32 elsewhere), bf16 or fp32. LoRA weights and optimizer state stay fp32 either way."})
     # Checkpoints and storage
     checkpoint_interval: int = field(default=100, metadata={"help": "Save a checkpoint every N steps (0: only on SIGTERM/SIGINT and never periodically)."})

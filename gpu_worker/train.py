@@ -12,6 +12,7 @@ classified by gpu_worker.errors and reported as an `error` event before the work
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -281,6 +282,19 @@ class _Job:
         on_cpu = placement.device == "cpu"
         if on_cpu:
             _score_only_labelled_positions()
+            _bound_lm_head_tiles()
+        # Memory is bounded by the configuration, not by how long the data's sequences happen to
+        # be: a micro-batch holds at most CPU_MICRO_BATCH_TOKENS tokens at max_seq_length (or one
+        # sequence), with the accumulation raised to keep the effective batch.
+        micro_batch, accumulation = micro_batching(
+            config.per_device_batch_size, config.gradient_accumulation_steps, config.max_seq_length,
+            CPU_MICRO_BATCH_TOKENS if on_cpu else None)
+        if on_cpu and config.gradient_checkpointing is None:
+            # Left to us: recompute the activations in the backward only when keeping them
+            # for a full micro-batch would pass the activation budget (the balanced preset's
+            # 2,048 tokens on SmolLM2: 4.5 GB), so small models and short sequences keep the speed.
+            wanted = needs_gradient_checkpointing(model.config, micro_batch * config.max_seq_length)
+            placement = self.placement = dataclasses.replace(placement, gradient_checkpointing=wanted)
         set_seed(config.seed)  # LoRA init is seeded
         target = config.target_modules
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -295,9 +309,9 @@ class _Job:
         early_stopping = config.early_stopping_patience is not None and eval_steps is not None
         args = SFTConfig(
             output_dir=str(self.output_dir / "checkpoints"),
-            per_device_train_batch_size=config.per_device_batch_size,
-            per_device_eval_batch_size=config.per_device_batch_size,
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            per_device_train_batch_size=micro_batch,
+            per_device_eval_batch_size=micro_batch,
+            gradient_accumulation_steps=accumulation,
             learning_rate=config.learning_rate,
             num_train_epochs=config.num_epochs,
             max_steps=config.max_steps,
@@ -507,6 +521,7 @@ class _Job:
             "device": self.placement.device,
             "quantization": self.placement.quantization,
             "precision": self.placement.precision,
+            "gradient_checkpointing": self.placement.gradient_checkpointing,
             "final_train_loss": self.state.last_train_loss,
             "final_eval_loss": self.state.last_eval_loss,
             "first_train_loss": self.state.first_train_loss,
@@ -518,6 +533,7 @@ class _Job:
             "tokens_computed_this_attempt": getattr(self.trainer, "computed_tokens", None),
             "samples_trained": self.state.samples_trained,
             "duration_s": time.time() - self.started_at,
+            "peak_memory_mb": peak_memory_mb(),
             "validation": results,
             "config": {k: v for k, v in self.config.to_dict().items() if k != "webhook_secret"},
         })
@@ -574,6 +590,14 @@ class _Job:
         return classified.exit_code
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far (its high-water mark, model loading included)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)  # bytes on macOS, KiB on Linux
+
+
 def apply_memory_limit(limit_mb: int | None, device: str) -> Any:
     """Enforce `memory_limit_mb`: a CUDA allocator cap, or on CPU an RLIMIT_DATA cap (heap and
     private anonymous mappings), so exceeding it raises a real out-of-memory error.
@@ -596,6 +620,79 @@ def apply_memory_limit(limit_mb: int | None, device: str) -> Any:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     return lambda: resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+# Tokens one CPU forward/backward may hold: one sequence at the presets' max_seq_length, so a
+# batch never multiplies the activations (nor the padding) by its size. Without gradient
+# checkpointing a training token of SmolLM2-135M with LoRA on every linear layer costs about
+# 2.2 MB at the step's peak; with it (needs_gradient_checkpointing below), far less. Measured on
+# the sample data's longest conversations (about 920 tokens each, 1 step, docs/performance.md,
+# Memory): 3.2-3.8 GB peak without checkpointing, 2.0 GB (bf16) to 2.8 GB (fp32) with it.
+CPU_MICRO_BATCH_TOKENS = 2048
+# Tokens per LM-head tile on CPU (TRL's default is 4,096). TRL's PyTorch fallback for the tile
+# keeps about ten temporaries of tokens x 32,768 vocabulary columns in fp32: 256 tokens bound
+# them at about 0.3 GB, where 4,096 allowed 5 GB (measured: 0.44 GB less peak at 683 scored tokens,
+# the same CPU time).
+CPU_LM_HEAD_TILE_TOKENS = 256
+
+
+def micro_batching(batch_size: int, accumulation: int, max_seq_length: int,
+                   token_budget: int | None) -> tuple[int, int]:
+    """(micro-batch, accumulation steps) for `batch_size` x `accumulation` sequences per optimizer
+    step, such that a micro-batch of max_seq_length-token sequences holds at most `token_budget`
+    tokens (at least one sequence; None: no budget).
+
+    The effective batch is unchanged, and so is what is learned: the length-grouped sampler
+    orders samples by the effective batch, so each optimizer step sees the same samples, and the
+    loss is normalised by the step's labelled-token count whatever the micro-batching. The
+    micro-batch divides `batch_size`, so the product is exact.
+    """
+    if token_budget is None:
+        return batch_size, accumulation
+    micro = max(1, min(batch_size, token_budget // max_seq_length))
+    while batch_size % micro:
+        micro -= 1
+    return micro, accumulation * (batch_size // micro)
+
+
+# What the activations kept for the backward of one CPU micro-batch may take before gradient
+# checkpointing is switched on (when the job leaves `gradient_checkpointing` unset).
+CPU_ACTIVATION_BUDGET_MB = 1024
+
+
+def activation_mb_per_token(model_config: Any) -> float:
+    """The activations one token's forward keeps for the backward, in MB, without gradient
+    checkpointing, for a decoder with LoRA on every linear layer in fp32: per layer about 16
+    hidden-sized and 6 intermediate-sized vectors (the norms' inputs and outputs, q/k/v and the
+    attention output, the MLP's gate, up, activation and product, and LoRA dropout's copies).
+    For SmolLM2-135M (30 layers, 576 / 1,536) that is 2.1 MiB, what was measured live
+    (docs/performance.md, Memory); an unknown architecture counts as that."""
+    layers = getattr(model_config, "num_hidden_layers", None)
+    hidden = getattr(model_config, "hidden_size", None)
+    intermediate = getattr(model_config, "intermediate_size", None) or (4 * hidden if hidden else None)
+    if not (isinstance(layers, int) and isinstance(hidden, int) and isinstance(intermediate, int)):
+        layers, hidden, intermediate = 30, 576, 1536
+    return layers * (16 * hidden + 6 * intermediate) * 4 / 2**20
+
+
+def needs_gradient_checkpointing(model_config: Any, micro_batch_tokens: int,
+                                 budget_mb: float = CPU_ACTIVATION_BUDGET_MB) -> bool:
+    """Whether a micro-batch of `micro_batch_tokens` would keep more activations than `budget_mb`."""
+    return micro_batch_tokens * activation_mb_per_token(model_config) > budget_mb
+
+
+def _bound_lm_head_tiles() -> None:
+    """Bound the memory of TRL's fused LM head on CPU by the tile height, not the sequence length.
+
+    Each tile is an exact slice of the tokens (every token's log-probability and gradient are
+    computed from its own row over the whole vocabulary), so the tile height changes no result,
+    only how many tokens share one pass. TRL reads the module-level name on every forward and
+    backward; if it is renamed, this does nothing and only the bound is lost.
+    """
+    from trl.kernels import chunked_logprob
+
+    if getattr(chunked_logprob, "TOKEN_CHUNK_SIZE", 0) > CPU_LM_HEAD_TILE_TOKENS:
+        chunked_logprob.TOKEN_CHUNK_SIZE = CPU_LM_HEAD_TILE_TOKENS
 
 
 def _score_only_labelled_positions() -> None:

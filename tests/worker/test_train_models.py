@@ -93,7 +93,9 @@ def test_base_model_forms(tmp_path, tiny_model_dir):
     ("cpu", "auto", True, True, model_loading.Placement("cpu", "none", True)),
 ])
 def test_placement(device, quantization, checkpointing, cuda, expected):
-    assert model_loading.choose_placement(device, quantization, checkpointing, cuda_available=cuda) == expected
+    # The precision is chosen from the hardware (tests/worker/test_precision.py); fp32 here.
+    assert model_loading.choose_placement(device, quantization, checkpointing, cuda_available=cuda,
+                                          precision="fp32") == expected
 
 
 @pytest.mark.parametrize("device, quantization", [("cuda", "auto"), ("auto", "4bit"), ("cpu", "4bit")])
