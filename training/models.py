@@ -591,7 +591,7 @@ class JobAttempt(models.Model):
     ref = models.JSONField(default=dict, blank=True,
                            help_text="The executor's own reference: host/pid/log of a process, pod id of a pod.")
     worker = models.JSONField(default=dict, blank=True,
-                              help_text="What the worker reported on start: device, quantization, host, pid.")
+                              help_text="What the worker reported on start: device, quantization, precision, host, pid.")
 
     launched_at = models.DateTimeField(default=timezone.now, help_text="The move to provisioning; billed from here.")
     ref_recorded_at = models.DateTimeField(null=True, blank=True,

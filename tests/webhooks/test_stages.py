@@ -46,12 +46,12 @@ def test_a_late_earlier_stage_is_stored_but_ignored(worker, job):
 def test_started_records_where_the_worker_runs(worker, job):
     TrainingJob.objects.filter(pk=job.pk).update(status=Status.PROVISIONING)
     JobAttempt.for_job(job, ref={"pid": 4242}).save()
-    worker.send("started", {"device": "cuda", "quantization": "4bit", "base_model": "embedded:smollm2",
-                            "pid": 17, "host": "pod-abc"})
+    worker.send("started", {"device": "cuda", "quantization": "4bit", "precision": "bf16",
+                            "base_model": "embedded:smollm2", "pid": 17, "host": "pod-abc"})
     job.refresh_from_db()
     assert job.status == Status.PROVISIONING  # started records; stage_changed moves
     assert job.attempt_ref["pid"] == 4242  # the executor's own reference is kept
-    assert job.current_attempt.worker == {"device": "cuda", "quantization": "4bit",
+    assert job.current_attempt.worker == {"device": "cuda", "quantization": "4bit", "precision": "bf16",
                                           "base_model": "embedded:smollm2", "pid": 17,
                                           "host": "pod-abc", "attempt": 1}
     assert job.started_at is not None and job.current_attempt.started_at is not None

@@ -169,7 +169,7 @@ def _update(job: TrainingJob, now: datetime, **fields: Any) -> None:
 def apply_started(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
     # On the attempt's `worker`, beside (never over) the executor's own ref (pod id, launcher
     # pid) that poll/cancel use; the attempt's first report also sets its started_at.
-    reported = {k: event.data.get(k) for k in ("device", "quantization", "host", "pid", "base_model")}
+    reported = {k: event.data.get(k) for k in ("device", "quantization", "precision", "host", "pid", "base_model")}
     JobAttempt.objects.record_worker_started(job.pk, event.attempt, {**reported, "attempt": event.attempt}, now)
     _update(job, now, started_at=job.started_at or now)
     return ""
