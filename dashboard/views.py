@@ -262,8 +262,8 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
         advice_label, advice_action, advice_reason = "Advice", advice["action"].replace("_", " "), advice["reason"]
     # The API's and `manage.py train`'s figure, worked out at each refresh from the latest
     # heartbeat and the estimate: a started job has one from launch on (the estimate until a
-    # step is timed), and a finished job none. The stored column only follows ingested reports,
-    # so it stayed blank until the first heartbeat after a status change was applied.
+    # step is timed), and a finished job none. The stored column only moves when an ingested
+    # report moves it (CI twice saw it blank for 30 s while the API had a figure).
     live = job_progress(job, now=now)
     eta = live["eta_seconds"]
     # Written only from the validation step's results (ingest.apply_validation_results).

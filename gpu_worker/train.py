@@ -292,7 +292,7 @@ class _Job:
         if on_cpu and config.gradient_checkpointing is None:
             # Left to us: recompute the activations in the backward only when keeping them
             # for a full micro-batch would pass the activation budget (the balanced preset's
-            # 2,048 tokens on SmolLM2: 4.5 GB), so small models and short sequences keep the speed.
+            # 2,048 tokens on SmolLM2: 4.3 GiB), so small models and short sequences keep the speed.
             wanted = needs_gradient_checkpointing(model.config, micro_batch * config.max_seq_length)
             placement = self.placement = dataclasses.replace(placement, gradient_checkpointing=wanted)
         set_seed(config.seed)  # LoRA init is seeded

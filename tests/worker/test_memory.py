@@ -59,7 +59,7 @@ TINY = SimpleNamespace(num_hidden_layers=2, hidden_size=64, intermediate_size=12
 
 def test_gradient_checkpointing_is_on_where_the_activations_would_pass_the_budget():
     assert activation_mb_per_token(SMOLLM2) == pytest.approx(2.1, abs=0.05)  # measured: 2.2 MB (2.1 MiB) live
-    # The balanced preset on SmolLM2: one 2,048-token sequence a micro-batch would keep 4.5 GB.
+    # The balanced preset on SmolLM2: one 2,048-token sequence a micro-batch would keep 4.3 GiB.
     assert needs_gradient_checkpointing(SMOLLM2, 2048)
     assert not needs_gradient_checkpointing(SMOLLM2, 256)  # 0.55 GB: the speed is kept
     assert not needs_gradient_checkpointing(TINY, 2048)  # the test models: about 60 MB
