@@ -46,11 +46,12 @@ class JobState:
         self.interrupted_during_training = False
         self.stopped_by_control_plane = False
         # Stopping mid-step (install_step_abort): on while trainer.train() runs; the RNG state
-        # captured as the step in progress began; the last step a checkpoint was saved (or
-        # resumed) at, which an emergency checkpoint need not repeat.
+        # as the last completed step left it (what a checkpoint saved then would hold); the
+        # last step a checkpoint was saved (or resumed) at, which an emergency checkpoint need
+        # not repeat.
         self.abort_step_on_signal = False
         self.step_in_progress = False
-        self.rng_at_step_begin: dict[str, Any] | None = None
+        self.rng_after_last_step: dict[str, Any] | None = None
         self.last_saved_step: int | None = None
         self.last_train_loss: float | None = None
         self.last_eval_loss: float | None = None
@@ -355,14 +356,16 @@ class WorkerCallback(TrainerCallback):
             self.token_counter()  # reset
 
     def on_step_begin(self, args, state, control, **kwargs):
-        # Called after the step's batches are fetched (and, on a resume, after the checkpoint's
-        # RNG state is loaded), right before its first forward: the state an emergency
-        # checkpoint of the previous step must carry for an exact resume.
-        self.state.rng_at_step_begin = capture_rng_state()
         self.state.step_in_progress = True
         return control
 
     def on_step_end(self, args, state, control, **kwargs):
+        # The RNG as this step left it, which an emergency checkpoint of it (taken when the
+        # next step is abandoned) must carry: what the Trainer's own checkpoint here would
+        # save. Not the state as the next step begins: at an epoch's first step the new data
+        # loader has drawn its seed from the global RNG by then, and the resume, which loads
+        # the RNG before it starts the epoch, would draw it again (a 0.002 loss drift).
+        self.state.rng_after_last_step = capture_rng_state()
         self.state.step_in_progress = False
         self.state.step = state.global_step
         if self.reporter.cancelled and self.state.signal_name is None:
@@ -381,6 +384,12 @@ class WorkerCallback(TrainerCallback):
             control.should_save = True
             control.should_evaluate = False
             control.should_training_stop = True
+        return control
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        # Held-out loss runs after on_step_end and its data loader draws from the global RNG;
+        # the uninterrupted run goes on from here, and a checkpoint of this step saves this.
+        self.state.rng_after_last_step = capture_rng_state()
         return control
 
     def on_save(self, args, state, control, **kwargs):

@@ -432,16 +432,17 @@ class _Job:
 
         Weights, optimizer and scheduler are still those of the last completed step (the
         abandoned one never reached its optimizer step; its partial gradients are not saved).
-        The RNG has moved on during the abandoned step (dropout), so the state captured as that
-        step began is put back first: a resume then draws what the uninterrupted run drew.
+        The RNG has moved on since that step ended (the next epoch's data loader seed, the
+        abandoned step's dropout), so the state captured as it ended is put back first: a
+        resume then draws what the uninterrupted run drew.
         """
         step = trainer.state.global_step
         if step == 0 or step == self.state.last_saved_step:
             return
         from gpu_worker.callbacks import restore_rng_state
 
-        if self.state.step_in_progress and self.state.rng_at_step_begin is not None:
-            restore_rng_state(self.state.rng_at_step_begin)
+        if self.state.step_in_progress and self.state.rng_after_last_step is not None:
+            restore_rng_state(self.state.rng_after_last_step)
         trainer._save_checkpoint(trainer.model, None)
         self.uploader.submit(step, Path(trainer.args.output_dir) / f"checkpoint-{step}")
         self.state.last_saved_step = step

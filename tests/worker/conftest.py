@@ -69,17 +69,20 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(config: dict[str, Any], config_path: Path, **env: str) -> subprocess.Popen:
-    """Start `python -m gpu_worker --config FILE` (stdout/stderr captured)."""
+def start_worker(config: dict[str, Any], config_path: Path, script: Path | None = None, **env: str) -> subprocess.Popen:
+    """Start `python -m gpu_worker --config FILE` (stdout/stderr captured), or `script` (a wrapper
+    that injects a fault into the same worker) with the same arguments."""
     config_path.write_text(json.dumps(config))
+    program = [str(script)] if script is not None else ["-m", "gpu_worker"]
     return subprocess.Popen(
-        [sys.executable, "-m", "gpu_worker", "--config", str(config_path)],
+        [sys.executable, *program, "--config", str(config_path)],
         cwd=REPO_ROOT, env=worker_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
-def run_worker(config: dict[str, Any], config_path: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    proc = start_worker(config, config_path, **env)
+def run_worker(config: dict[str, Any], config_path: Path, timeout: float = 300, script: Path | None = None,
+               **env: str) -> subprocess.CompletedProcess:
+    proc = start_worker(config, config_path, script, **env)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
