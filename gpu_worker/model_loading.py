@@ -90,6 +90,36 @@ def convert_gguf(gguf_path: Path, dest: Path) -> None:
     tokenizer.save_pretrained(dest)
 
 
+def convert_gguf_tokenizer(gguf_path: Path, dest: Path) -> None:
+    """Export only a GGUF checkpoint's tokenizer (tokenizer.json, its config, the chat template)."""
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name).save_pretrained(dest)
+
+
+def embedded_tokenizer_folder(name: str) -> Path:
+    """A folder holding the embedded model's tokenizer as tokenizer.json, exported once.
+
+    The converted model's folder when the worker has made it, else a tokenizer-only export next
+    to it. Reading the tokenizer from the GGUF imports torch (transformers' GGUF reader), about
+    300 MB that stay resident in the process that did it; tokenizer.json needs only the
+    tokenizers library. Run this in a process that may pay that (the control plane runs it in a
+    short-lived subprocess: `python -m gpu_worker.model_loading tokenizer NAME`).
+    """
+    converted = cache_dir() / name
+    if (converted / COMPLETE_MARKER).exists() and (converted / "tokenizer.json").is_file():
+        return converted
+    return ensure_converted(embedded_gguf_path(name), cache_dir() / f"{name}-tokenizer", convert_gguf_tokenizer)
+
+
+def existing_embedded_tokenizer_folder(name: str) -> Path | None:
+    """embedded_tokenizer_folder(name) if it is already there (nothing converted), else None."""
+    for folder in (cache_dir() / name, cache_dir() / f"{name}-tokenizer"):
+        if (folder / COMPLETE_MARKER).exists() and (folder / "tokenizer.json").is_file():
+            return folder
+    return None
+
+
 def ensure_converted(gguf_path: Path, target: Path,
                      convert: Callable[[Path, Path], None] = convert_gguf) -> Path:
     """Return `target`, converting `gguf_path` into it first unless a finished copy exists.
@@ -311,3 +341,14 @@ def load_model_and_tokenizer(model_path: str, placement: Placement) -> tuple[Any
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     return model, tokenizer
+
+
+if __name__ == "__main__":  # python -m gpu_worker.model_loading tokenizer NAME: print its folder
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "tokenizer":
+        sys.exit("usage: python -m gpu_worker.model_loading tokenizer EMBEDDED_NAME")
+    try:
+        print(embedded_tokenizer_folder(sys.argv[2]))
+    except ModelResolutionError as exc:
+        sys.exit(str(exc))

