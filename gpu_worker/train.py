@@ -12,7 +12,9 @@ classified by gpu_worker.errors and reported as an `error` event before the work
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -682,6 +684,31 @@ def needs_gradient_checkpointing(model_config: Any, micro_batch_tokens: int,
     return micro_batch_tokens * activation_mb_per_token(model_config) > budget_mb
 
 
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def release_free_heap() -> None:
+    """Give the pages of freed heap memory back to the system (glibc's malloc_trim(0)).
+
+    Called after each CPU micro-batch's forward and backward. glibc returns heap memory only
+    from the top of the heap, so one live block there keeps everything freed below it resident,
+    and the worker's resident memory rose by about 1 GB over ten balanced-preset steps with
+    nothing live in it (trimmed from outside with gdb: 2,969 MB resident before, 2,007 after). The
+    blocks over the worker's fixed mmap threshold already go back on free (__main__); this covers
+    the smaller ones. It costs a few milliseconds against seconds of compute per micro-batch.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _bound_lm_head_tiles() -> None:
     """Bound the memory of TRL's fused LM head on CPU by the tile height, not the sequence length.
 
@@ -755,7 +782,10 @@ def _worker_trainer_class() -> type:
                 self._tokens = self._tokens + inputs["input_ids"].numel()
                 cu = inputs.get("cu_seq_lens_q")
                 self._samples += int(cu.numel() - 1) if cu is not None else int(inputs["input_ids"].shape[0])
-            return super().training_step(model, inputs, num_items_in_batch)
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if inputs["input_ids"].device.type == "cpu":
+                release_free_heap()
+            return loss
 
         def _get_train_sampler(self, train_dataset=None):
             sampler = super()._get_train_sampler(train_dataset)
