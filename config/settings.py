@@ -399,11 +399,15 @@ GPU_TABLE: dict = env_json(
             "on_demand_per_hour": 0.0,
             "tokens_per_second_per_billion_params": 45.0,
             "memory_gb": 0,
+            # The local executor starts a process, not a pod: seconds, not ESTIMATE_OVERHEAD_MINUTES'.
+            "startup_minutes": 0.1,
         },
     },
 )
 for _gpu, _row in GPU_TABLE.items():
-    for _key in ("spot_per_hour", "on_demand_per_hour", "tokens_per_second_per_billion_params"):
+    for _key in ("spot_per_hour", "on_demand_per_hour", "tokens_per_second_per_billion_params", "startup_minutes"):
+        if _key == "startup_minutes" and _key not in _row:
+            continue  # optional: ESTIMATE_OVERHEAD_MINUTES["startup"] by default
         if not isinstance(_row.get(_key), int | float) or _row[_key] < 0:
             raise ImproperlyConfigured(f"GPU_TABLE[{_gpu!r}].{_key} must be a non-negative number")
 DEFAULT_GPU_TYPE = env.str("DEFAULT_GPU_TYPE", default="H100_PCIE_80GB")

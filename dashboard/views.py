@@ -115,6 +115,8 @@ class Buckets:
 
     rows: list[dict[str, Any]]
     total_points: int
+    # The newest step with a metric and the newest with a held-out loss: what the charts drew.
+    newest: tuple[int, int] = (0, 0)
 
 
 def metric_buckets(job_id: Any, max_points: int = CHART_POINTS) -> Buckets:
@@ -135,7 +137,8 @@ def metric_buckets(job_id: Any, max_points: int = CHART_POINTS) -> Buckets:
             mem=Max("gpu_memory_used_mb"), mem_total=Max("gpu_memory_total_mb"),
         ).order_by("bucket")
     )
-    return Buckets(rows, span)
+    newest_eval = max((r["eval_step"] for r in rows if r["eval_step"] is not None), default=0)
+    return Buckets(rows, span, (bounds["hi"], newest_eval))
 
 
 def stage_times(job: TrainingJob, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -304,8 +307,10 @@ def card(job: TrainingJob, buckets: Buckets, now: datetime | None = None) -> dic
         "can_cancel": not job.is_terminal,
         "can_retry": job.status in (Status.FAILED, Status.CANCELLED),
         "download_url": download_url(job),
-        # Changes whenever a chart would: a new step, a new attempt, or a new status.
-        "chart_version": f"{job.attempt}-{job.current_step or 0}-{job.status}",
+        # Changes whenever a chart would: new metric points, a new step, attempt or status. The
+        # metrics of a step arrive in a batch after the heartbeat that moved current_step, so the
+        # step alone left the charts at "No data yet" until the next step.
+        "chart_version": "-".join(map(str, (job.attempt, job.current_step or 0, job.status, *buckets.newest))),
         # The stage strip (current, done, stopped; time spent, estimates): the page redraws it
         # from each refresh, as it does the card.
         "stages": stage_times(job, now),

@@ -9,8 +9,10 @@ The model, stage by stage (minutes):
 - training: tokens processed / throughput. Tokens processed = training-split tokens x epochs,
   plus the periodic held-out evaluations (forward only, a third of a training step's work per
   token).
-- validation: a constant for saving/uploading the adapter and reports, plus the evaluators'
-  two forward passes over the held-out split (base model and trained model perplexity).
+- validation: a constant for saving/uploading the adapter and reports, scaled by the model's
+  size as model loading is (the adapter and what is uploaded grow with it: 8 minutes for the
+  70B reference, 24 s at the floor; a 135M model on CPU took 20 s), plus the evaluators' two
+  forward passes over the held-out split (base model and trained model perplexity).
 
 Throughput is in tokens processed per second (prompt and response tokens, no padding: what the
 worker reports as `tokens_per_second`). It is either the prior for the GPU (settings'
@@ -196,7 +198,7 @@ def estimate_job(inputs: EstimateInputs) -> Estimate:
         + PREPROCESSING_MINUTES_PER_MILLION_TOKENS * inputs.dataset_tokens / 1e6,
         "model_loading": inputs.model_loading_minutes * max(size, MODEL_LOADING_FLOOR),
         "training": throughput_minutes["training"],
-        "validation": inputs.validation_minutes + throughput_minutes["validation"],
+        "validation": inputs.validation_minutes * max(size, MODEL_LOADING_FLOOR) + throughput_minutes["validation"],
     }
     stage_sources: dict[str, str] = {}
     for stage, minutes in inputs.measured_stage_minutes.items():

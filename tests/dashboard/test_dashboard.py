@@ -16,7 +16,7 @@ from dashboard import charts
 from dashboard import views as dashboard
 from tests.webhooks.conftest import FakeWorker, make_job
 from training.lifecycle import Status
-from training.models import JobEvent, TrainingJob
+from training.models import JobEvent, MetricPoint, TrainingJob
 
 from .conftest import add_history
 
@@ -70,7 +70,15 @@ def test_the_data_feed_has_the_card_fields_and_a_chart_version(staff_client, job
     assert len(data["metrics"]) == 20 and data["metrics"][0]["step"] == "100"
     before = data["chart_version"]
     TrainingJob.objects.filter(pk=job.pk).update(current_step=101)
-    assert staff_client.get(url(job, "data/")).json()["chart_version"] != before
+    after_step = staff_client.get(url(job, "data/")).json()["chart_version"]
+    assert after_step != before
+    # The step's metrics come in a later batch than the heartbeat that moved the step: the charts
+    # are redrawn when they arrive too, with no new step.
+    MetricPoint.objects.create(job=job, step=101, train_loss=0.8, reported_at=timezone.now())
+    after_metrics = staff_client.get(url(job, "data/")).json()["chart_version"]
+    assert after_metrics != after_step
+    MetricPoint.objects.filter(job=job, step=101).update(eval_loss=0.9)
+    assert staff_client.get(url(job, "data/")).json()["chart_version"] != after_metrics
 
 
 @pytest.mark.parametrize("name", dashboard.CHART_NAMES)

@@ -122,3 +122,17 @@ def test_the_embedded_model_on_the_cpu_is_free(staff):
                           gpu_type="CPU_LOCAL", pricing_tier="spot")
     assert result["cost"] == {"low": "0.00", "expected": "0.00", "high": "0.00"}
     assert result["duration_minutes"]["expected"] < 60
+
+
+def test_the_embedded_default_on_cpu_starts_in_seconds_and_validates_in_under_a_minute():
+    """The demo: a local process, not a pod, and a 135M model's adapter, not a 70B one's (the
+    fresh-clone demo measured 3 s from launch to the worker's first stage and 20 s validating)."""
+    smollm2 = BaseModel.objects.get(slug="smollm2-135m-instruct")
+    preset = HyperparameterPreset.objects.get(slug="balanced")
+    result = estimate_for(training_file=make_dataset(64, 745, "demo-sized"), base_model=smollm2,
+                          hyperparameters=preset.hyperparameters(), gpu_type="CPU_LOCAL", pricing_tier="spot")
+    assert result["stages"]["startup"] == pytest.approx(0.1)
+    assert result["stages"]["validation"] < 1.0
+    llama = estimate(make_dataset(), BaseModel.objects.get(slug="llama-3-70b-instruct"), "balanced")
+    assert llama["stages"]["startup"] == 4.0  # a pod: ESTIMATE_OVERHEAD_MINUTES
+    assert llama["stages"]["validation"] > 8.0  # the 70B reference's constant, plus its forward passes

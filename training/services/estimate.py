@@ -57,7 +57,7 @@ def estimate_for(
         throughput_source=source,
         throughput_note=note,
         price_per_hour=price,
-        startup_minutes=overhead["startup"],
+        startup_minutes=float(gpu.get("startup_minutes", overhead["startup"])),
         model_loading_minutes=overhead["model_loading"],
         validation_minutes=overhead["validation"],
         measured_stage_minutes=measured_stages,
