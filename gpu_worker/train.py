@@ -713,9 +713,11 @@ def release_free_heap(slack_mb: int = TRIM_SLACK_MB) -> bool:
     and the worker's resident memory rose by about 1 GB over ten balanced-preset steps with
     nothing live in it (trimmed from outside with gdb: 2,969 MB resident before, 2,007 after). The
     blocks over the worker's fixed mmap threshold already go back on free (__main__); this covers
-    the smaller ones. Not after every micro-batch: each trim hands back pages that the next
-    micro-batch faults in again, and trimming every time made the demo 22 % slower (18m17s
-    against 14m57s) for 3,331 MiB at its peak instead of 4,162.
+    the smaller ones. It costs page faults: each trim hands back pages that the next
+    micro-batch faults in again, and on the fresh-clone demo trimming made the job about 20 %
+    slower (17m12s against 13m56s, the same losses) for a 3,331 MiB peak instead of 4,162. The
+    slack spares micro-batches that freed little; on the demo most free more than it, so it
+    trims about as often (16m47s).
     """
     global _resident_after_trim_kb
     trim = _malloc_trim()
