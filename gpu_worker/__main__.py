@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpu_worker.allocator import fix_malloc_mmap_threshold
 from gpu_worker.config import ConfigError, WorkerConfig, schema_markdown
 from gpu_worker.contract import CONFIG_ENV_VAR, ExitCode
 
@@ -186,34 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - run_job reports its own failures; this is the last resort
         print(f"gpu_worker: unexpected failure outside the job: {type(exc).__name__}: {exc}", file=sys.stderr)
         return ExitCode.UNKNOWN_ERROR
-
-
-# glibc's malloc serves a block of at least M_MMAP_THRESHOLD bytes with its own mapping, given
-# back on free. The threshold starts at 128 KiB and, by default, rises to the size of each
-# mapped block freed (up to 32 MiB), so once the first micro-batch's activations are freed the
-# next ones come from the heap, which fragments and is seldom returned: the worker's peak grew
-# with every micro-batch run (docs/performance.md, Memory: 3,445 MB over two balanced steps,
-# 2,896 MB with a fixed 4 MiB threshold, at the same speed). Setting it fixes it and stops the
-# rise. Small tensors and Python objects stay on the heap.
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 4 << 20
-
-
-def fix_malloc_mmap_threshold(size: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Fix glibc's mmap threshold at `size` for this process, unless MALLOC_MMAP_THRESHOLD_ in
-    the environment already chose one; False where that is so or the C library has no mallopt
-    (not glibc)."""
-    import ctypes
-    import os
-
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, size) == 1
 
 
 def _quiet_libraries() -> None:

@@ -106,14 +106,13 @@ def embedded_tokenizer_folder(name: str) -> Path:
     tokenizers library. Run this in a process that may pay that (the control plane runs it in a
     short-lived subprocess: `python -m gpu_worker.model_loading tokenizer NAME`).
     """
-    converted = cache_dir() / name
-    if (converted / COMPLETE_MARKER).exists() and (converted / "tokenizer.json").is_file():
-        return converted
-    return ensure_converted(embedded_gguf_path(name), cache_dir() / f"{name}-tokenizer", convert_gguf_tokenizer)
+    return existing_embedded_tokenizer_folder(name) or ensure_converted(
+        embedded_gguf_path(name), cache_dir() / f"{name}-tokenizer", convert_gguf_tokenizer)
 
 
 def existing_embedded_tokenizer_folder(name: str) -> Path | None:
-    """embedded_tokenizer_folder(name) if it is already there (nothing converted), else None."""
+    """The folder embedded_tokenizer_folder(name) would give if it is already there (the
+    converted model's first), else None; converts nothing."""
     for folder in (cache_dir() / name, cache_dir() / f"{name}-tokenizer"):
         if (folder / COMPLETE_MARKER).exists() and (folder / "tokenizer.json").is_file():
             return folder

@@ -12,9 +12,7 @@ classified by gpu_worker.errors and reported as an `error` event before the work
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import functools
 import json
 import os
 import shutil
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gpu_worker.allocator import release_free_heap
 from gpu_worker.config import WorkerConfig
 from gpu_worker.contract import EventType, ExitCode, Stage
 from gpu_worker.data import DatasetError
@@ -682,55 +681,6 @@ def needs_gradient_checkpointing(model_config: Any, micro_batch_tokens: int,
                                  budget_mb: float = CPU_ACTIVATION_BUDGET_MB) -> bool:
     """Whether a micro-batch of `micro_batch_tokens` would keep more activations than `budget_mb`."""
     return micro_batch_tokens * activation_mb_per_token(model_config) > budget_mb
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-# Resident memory may grow this far past what the last trim left before the next trim.
-TRIM_SLACK_MB = 256
-_resident_after_trim_kb = 0
-
-
-def resident_kb() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-
-
-def release_free_heap(slack_mb: int = TRIM_SLACK_MB) -> bool:
-    """Give the pages of freed heap memory back to the system (glibc's malloc_trim(0)) once
-    resident memory has grown `slack_mb` past what the last trim left; True if it trimmed.
-
-    Called after each CPU micro-batch's forward and backward. glibc returns heap memory only
-    from the top of the heap, so one live block there keeps everything freed below it resident,
-    and the worker's resident memory rose by about 1 GB over ten balanced-preset steps with
-    nothing live in it (trimmed from outside with gdb: 2,969 MB resident before, 2,007 after). The
-    blocks over the worker's fixed mmap threshold already go back on free (__main__); this covers
-    the smaller ones. It costs page faults: each trim hands back pages that the next
-    micro-batch faults in again, and on the fresh-clone demo trimming made the job about 20 %
-    slower (17m12s against 13m56s, the same losses) for a 3,331 MiB peak instead of 4,162. The
-    slack spares micro-batches that freed little; on the demo most free more than it, so it
-    trims about as often (16m47s).
-    """
-    global _resident_after_trim_kb
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    try:
-        if resident_kb() - _resident_after_trim_kb < slack_mb * 1024:
-            return False
-        trim(0)
-        _resident_after_trim_kb = resident_kb()
-    except OSError:  # no /proc: trim as asked
-        trim(0)
-    return True
 
 
 def _bound_lm_head_tiles() -> None:

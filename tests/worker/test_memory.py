@@ -199,7 +199,7 @@ def test_smollm2_peak_memory_is_bounded_by_the_configuration(tmp_path):
 
 MMAP_PROBE = """
 import ctypes, json, sys
-from gpu_worker.__main__ import fix_malloc_mmap_threshold
+from gpu_worker.allocator import fix_malloc_mmap_threshold
 
 
 class MallInfo2(ctypes.Structure):
@@ -236,7 +236,7 @@ def test_the_worker_fixes_the_mmap_threshold_so_freed_activations_go_back(mode, 
 
 
 def test_an_explicit_mmap_threshold_in_the_environment_is_kept(monkeypatch):
-    from gpu_worker.__main__ import fix_malloc_mmap_threshold
+    from gpu_worker.allocator import fix_malloc_mmap_threshold
 
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
     assert fix_malloc_mmap_threshold() is False
@@ -244,8 +244,8 @@ def test_an_explicit_mmap_threshold_in_the_environment_is_kept(monkeypatch):
 
 TRIM_PROBE = """
 import json
-from gpu_worker.__main__ import fix_malloc_mmap_threshold
-from gpu_worker.train import release_free_heap
+from gpu_worker.allocator import fix_malloc_mmap_threshold
+from gpu_worker.allocator import release_free_heap
 
 
 def rss_mb():
