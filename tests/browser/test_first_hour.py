@@ -217,6 +217,10 @@ def test_a_new_user_trains_watches_downloads_and_cancels(first_hour, live_server
     # A step has been timed: the remaining time is measured now, not the estimate.
     expect(page.locator("#status-card [data-field=eta]")).to_have_text(re.compile(r"^\d[\dhms ]*$"),
                                                                         timeout=30 * MS)
+    # The table and its heading follow the feed, as the charts do (the heading said "latest 0"
+    # over the rows the page had filled in since it loaded).
+    expect(page.locator("#metrics-count")).not_to_have_text("0", timeout=30 * MS)
+    wait_for_charts(page)
     screenshot("08-second-job-training")
     page.click("#cancel-button")
     expect(page.locator(".messagelist .success")).to_contain_text("Cancelled job 'Cancel me'")
