@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "monitoring",
     "artifacts",
     "dashboard",
+    "notifications",
     "config.apps.ProjectConfig",  # project-level system checks (config/checks.py)
 ]
 
@@ -348,6 +349,23 @@ CELERY_TIMEZONE = TIME_ZONE
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 ANYMAIL = env_json("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="training@localhost")
+
+# --- Notifications (notifications/) -----------------------------------------------------------
+
+# Links in emails and Slack messages point here (the admin dashboard); PUBLIC_BASE_URL (the
+# worker's way in) by default.
+NOTIFICATIONS_SITE_URL = env.str("NOTIFICATIONS_SITE_URL", default="").rstrip("/")
+# Tries before a transiently failing notification is given up (30 s, 1, 2, 4 ... minutes apart,
+# capped at an hour; a 429's Retry-After is honoured).
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 8, minimum=1)
+NOTIFICATION_RETRY_BASE_SECONDS = env_int("NOTIFICATION_RETRY_BASE_SECONDS", 30, minimum=1)
+# A claimed notification whose sender vanished (a killed worker) is due again after this long.
+# Longer than any send takes (each channel times out after 10 s), so a live sender is never
+# overtaken.
+NOTIFICATION_CLAIM_LEASE_SECONDS = env_int("NOTIFICATION_CLAIM_LEASE_SECONDS", 120, minimum=1)
+# Customer webhooks and Slack URLs must be public https hosts; a private deployment (or the
+# tests, with local receivers) may allow loopback and private addresses.
+NOTIFICATIONS_ALLOW_PRIVATE_URLS = env_bool("NOTIFICATIONS_ALLOW_PRIVATE_URLS", default=False)
 
 # --- Training ---------------------------------------------------------------------------------
 
