@@ -124,6 +124,9 @@ class SlackChannel(Channel):
         url = endpoint.target
         if not url:
             raise TransportError("no Slack webhook URL is set", permanent=True)
+        problem = check_outgoing_url(url)
+        if problem:
+            raise TransportError(problem, permanent=True)
         body = {"text": message.text[:3000], "blocks": message.slack_blocks}
         _post(url, json.dumps(body).encode(), {"Content-Type": "application/json"}, what="Slack")
 
@@ -167,24 +170,25 @@ def standard_webhooks_signature(secret: str, msg_id: str, timestamp: int, body: 
 
 
 def check_outgoing_url(target: str) -> str | None:
-    """Why we will not POST to `target`: it must be https (http only with DEBUG on), and never a
-    loopback, private, link-local or reserved address (cloud metadata, the control plane's own
-    services) unless NOTIFICATIONS_ALLOW_PRIVATE_URLS (tests, a private deployment)."""
+    """Why we will not POST to `target`. A public host must be https (http only with DEBUG on);
+    a loopback, private, link-local or reserved address (cloud metadata, the control plane's own
+    services) is refused unless NOTIFICATIONS_ALLOW_PRIVATE_URLS (the tests' local receivers, a
+    private deployment), which also allows plain http to it."""
     parsed = urlparse(target or "")
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
         return f"{target!r} is not an http(s) URL"
-    if parsed.scheme != "https" and not settings.DEBUG:
-        return "the URL must use https"
-    if settings.NOTIFICATIONS_ALLOW_PRIVATE_URLS:
-        return None
     try:
         infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError:
+    except (OSError, UnicodeError):
         return f"the host {parsed.hostname!r} does not resolve"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            return f"{parsed.hostname!r} is a private or local address ({address}); only public hosts are allowed"
+    private = [a for a in (ipaddress.ip_address(info[4][0]) for info in infos) if not a.is_global]
+    if private:
+        if settings.NOTIFICATIONS_ALLOW_PRIVATE_URLS:
+            return None
+        return (f"{parsed.hostname!r} is a private or local address ({private[0]}); only public hosts are "
+                "allowed")
+    if parsed.scheme != "https" and not settings.DEBUG:
+        return "the URL must use https"
     return None
 
 

@@ -155,7 +155,8 @@ def deliver_notification(pk: int, *, now=None) -> str:
     if notification is None:
         return "gone"
     if not notification.claim(now):
-        return "not due or taken"  # sent, held for a digest, or another sender holds it
+        # Sent, held for a digest, not due yet, or another sender holds it ("taken").
+        return "taken" if notification.status == Notification.Status.SENDING else "not due"
     endpoint = endpoint_for(notification)
     if not endpoint.enabled:
         notification.mark_skipped(f"the {notification.channel} channel is switched off: {endpoint.disabled_reason}")
@@ -219,11 +220,17 @@ def resend(notifications) -> int:
 # --- Tasks (defined beside the service they wrap; tasks.py re-exports them) -------------------
 
 
-@shared_task(name="notifications.tasks.deliver_notification", acks_late=True, reject_on_worker_lost=True)
-def deliver_notification_task(pk: int) -> str:
-    # acks_late + reject_on_worker_lost: a worker killed mid-send gets the task redelivered; the
-    # claim (compare-and-set with a lease) makes the redelivery send only what was not sent.
-    return deliver_notification(pk)
+@shared_task(name="notifications.tasks.deliver_notification", bind=True, acks_late=True,
+             reject_on_worker_lost=True, max_retries=None)
+def deliver_notification_task(self, pk: int) -> str:
+    # acks_late + reject_on_worker_lost: a worker killed mid-send gets the task redelivered. The
+    # claim (compare-and-set with a lease) lets only one sender through; a redelivery that finds
+    # the notification still claimed by a sender that may have died comes back when the lease
+    # runs out, and sends only if it was not sent (the beat sweep does the same for lost tasks).
+    outcome = deliver_notification(pk)
+    if outcome == "taken" and not settings.CELERY_TASK_ALWAYS_EAGER:
+        raise self.retry(countdown=settings.NOTIFICATION_CLAIM_LEASE_SECONDS + 1)
+    return outcome
 
 
 @shared_task(name="notifications.tasks.deliver_due_notifications")

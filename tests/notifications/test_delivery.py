@@ -69,3 +69,34 @@ def test_slack_429_is_retried_after_its_retry_after(http_receiver, make_job, own
     body = http_receiver.requests[-1].json()
     assert body["text"] and body["blocks"]
     assert Notification.objects.get().status == Notification.Status.SENT
+
+
+def test_two_senders_claim_it_once(smtp, make_job, owner):
+    from notifications.services import deliver_notification
+
+    smtp.stop()  # the first try fails, leaving it pending
+    finish(make_job(status=Status.VALIDATING))
+    smtp.start()
+    row = Notification.objects.get()
+    Notification.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    first, second = Notification.objects.get(pk=row.pk), Notification.objects.get(pk=row.pk)
+    assert first.claim() is True
+    assert second.claim() is False  # the other sender sees it taken
+    assert deliver_notification(row.pk) == "taken"
+    assert first.mark_sent("s") and not second.mark_sent("s")
+
+
+def test_a_lapsed_claim_is_taken_over_and_the_old_sender_cannot_overwrite_it(make_job, owner, smtp, settings):
+    from datetime import timedelta
+
+    smtp.stop()
+    finish(make_job(status=Status.VALIDATING))
+    row = Notification.objects.get()
+    Notification.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    old = Notification.objects.get(pk=row.pk)
+    assert old.claim()
+    later = timezone.now() + timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS + 1)
+    new = Notification.objects.get(pk=row.pk)
+    assert new.claim(later)
+    assert not old.mark_failed("late news from a sender presumed dead")
+    assert new.mark_sent("s")

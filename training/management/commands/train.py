@@ -52,6 +52,7 @@ POLL_SECONDS = 2.0
 PLAIN_PROGRESS_SECONDS = 10.0
 WORKER_EXIT_WAIT_SECONDS = 20.0
 CLI_USERNAME = "cli"
+CLI_EMAIL = "cli@localhost"
 
 
 class Command(BaseCommand):
@@ -73,6 +74,10 @@ class Command(BaseCommand):
         quiet_console_logs()
         call_command("migrate", verbosity=0, interactive=False)
         user = get_user_model().objects.get_or_create(username=CLI_USERNAME)[0]
+        if not user.email:
+            # Notifications (the completion email, printed by the console backend) need an address.
+            user.email = CLI_EMAIL
+            user.save(update_fields=["email"])
         overrides = self.parse_overrides(opts["set"], opts["max_steps"])
         base_model = self.resolve_base_model(opts["base_model"])
         preset = self.resolve_preset(opts["preset"])
