@@ -3,9 +3,9 @@ about a job they may not see; a milestone is told once per job across attempts."
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import base64
 
 import pytest
 
