@@ -359,11 +359,18 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="training@localhost")
 
+# --- Training ---------------------------------------------------------------------------------
+
+# The URL the worker uses to reach this control plane (webhook, storage API). The embedded
+# `train` command serves one on an ephemeral port and overrides this.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 # --- Notifications (notifications/) -----------------------------------------------------------
 
-# Links in emails and Slack messages point here (the admin dashboard); PUBLIC_BASE_URL (the
-# worker's way in) by default.
-NOTIFICATIONS_SITE_URL = env.str("NOTIFICATIONS_SITE_URL", default="").rstrip("/")
+# Links in emails and Slack messages point here (the admin dashboard): PUBLIC_BASE_URL as
+# configured by default. Read now, because `manage.py train` later points PUBLIC_BASE_URL at its
+# short-lived webhook server, which a link in an email must not name.
+NOTIFICATIONS_SITE_URL = env.str("NOTIFICATIONS_SITE_URL", default=PUBLIC_BASE_URL).rstrip("/")
 # Tries before a transiently failing notification is given up (30 s, 1, 2, 4 ... minutes apart,
 # capped at an hour; a 429's Retry-After is honoured).
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 8, minimum=1)
@@ -376,11 +383,8 @@ NOTIFICATION_CLAIM_LEASE_SECONDS = env_int("NOTIFICATION_CLAIM_LEASE_SECONDS", 1
 # tests, with local receivers) may allow loopback and private addresses.
 NOTIFICATIONS_ALLOW_PRIVATE_URLS = env_bool("NOTIFICATIONS_ALLOW_PRIVATE_URLS", default=False)
 
-# --- Training ---------------------------------------------------------------------------------
+# --- Training (continued) ----------------------------------------------------------------------
 
-# The URL the worker uses to reach this control plane (webhook, storage API). The embedded
-# `train` command serves one on an ephemeral port and overrides this.
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # An executor kind: checked against the executor registry by a system check (training/checks.py,
 # training.E001), since settings cannot import the training app that holds the registry.
 DEFAULT_EXECUTOR = env.str("DEFAULT_EXECUTOR", default="local")

@@ -174,18 +174,22 @@ def check_outgoing_url(target: str) -> str | None:
     a loopback, private, link-local or reserved address (cloud metadata, the control plane's own
     services) is refused unless NOTIFICATIONS_ALLOW_PRIVATE_URLS (the tests' local receivers, a
     private deployment), which also allows plain http to it."""
-    parsed = urlparse(target or "")
-    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+    try:
+        parsed = urlparse(target or "")
+        hostname, port = parsed.hostname, parsed.port  # both raise ValueError on a malformed URL
+    except ValueError:
+        return f"{target!r} is not a valid URL"
+    if parsed.scheme not in ("https", "http") or not hostname:
         return f"{target!r} is not an http(s) URL"
     try:
-        infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
-        return f"the host {parsed.hostname!r} does not resolve"
+        return f"the host {hostname!r} does not resolve"
     private = [a for a in (ipaddress.ip_address(info[4][0]) for info in infos) if not a.is_global]
     if private:
         if settings.NOTIFICATIONS_ALLOW_PRIVATE_URLS:
             return None
-        return (f"{parsed.hostname!r} is a private or local address ({private[0]}); only public hosts are "
+        return (f"{hostname!r} is a private or local address ({private[0]}); only public hosts are "
                 "allowed")
     if parsed.scheme != "https" and not settings.DEBUG:
         return "the URL must use https"

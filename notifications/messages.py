@@ -14,6 +14,7 @@ object.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -598,7 +599,15 @@ def content_for(notification: Notification) -> Content:
     return content
 
 
+# Kinds rendered by the module that makes them (digests, daily reports), registered by
+# NotificationsConfig.ready(): those modules import this one, so this one may not import them.
+RENDERERS: dict[str, Callable[[Notification], Message]] = {}
+
+
 def build_message(notification: Notification) -> Message:
+    renderer = RENDERERS.get(notification.kind)
+    if renderer is not None:
+        return renderer(notification)
     content = content_for(notification)
     job = notification.job
     url = job_url(job) if job is not None else site_url()

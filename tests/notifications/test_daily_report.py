@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.template.defaultfilters import filesizeformat
 
 from artifacts.models import ModelArtifact
-from notifications import messages, reports, services
+from notifications import messages, reports
 from notifications.models import DailyReport, Notification, NotificationSettings
 from training.lifecycle import Status
 from training.models import JobAttempt, JobEvent
@@ -22,19 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 NOW = datetime(2025, 11, 12, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def render_reports(monkeypatch):
-    """Deliver "daily_report" rows with their own renderer (what messages.build_message dispatches)."""
-    original = messages.build_message
-
-    def build(notification):
-        if notification.kind == reports.KIND:
-            return reports.build_report_message(notification)
-        return original(notification)
-
-    monkeypatch.setattr(services, "build_message", build)
 
 
 def attempt(job, number, *, launched, hours, rate, closed=True, outcome="completed"):

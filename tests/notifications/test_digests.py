@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.db import connection
 
-from notifications import digests, messages, services
+from notifications import digests, messages
 from notifications.models import Notification, NotificationSettings
 from notifications.services import deliver_due_notifications
 from training.events import record_event
@@ -22,19 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 KINDS = {kind: ["email"] for kind in ("completed", "failed", "milestone", "anomaly", "anomaly_critical", "recovered")}
 T0 = datetime(2025, 11, 12, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def render_digests(monkeypatch):
-    """Deliver "digest" rows with their own renderer (what messages.build_message dispatches)."""
-    original = messages.build_message
-
-    def build(notification):
-        if notification.kind == digests.KIND:
-            return digests.build_digest_message(notification)
-        return original(notification)
-
-    monkeypatch.setattr(services, "build_message", build)
 
 
 @pytest.fixture

@@ -71,3 +71,13 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after_seconds("120") == 120
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == 30
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_malformed_urls_are_refused_with_a_reason(settings):
+    from notifications.channels import check_outgoing_url
+
+    settings.NOTIFICATIONS_ALLOW_PRIVATE_URLS = False
+    for url in ("https://example.com:99999/x", "https://[::1/x", "ftp://example.com/", "not a url"):
+        assert check_outgoing_url(url), url
+    assert "private or local" in check_outgoing_url("https://127.0.0.1/hook")
+    assert "private or local" in check_outgoing_url("https://169.254.169.254/latest/meta-data")
