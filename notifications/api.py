@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django import forms as django_forms
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.widgets import QueryArrayWidget
@@ -247,16 +246,12 @@ class CommaSeparatedWidget(QueryArrayWidget):
                                   if part.strip()))
 
 
-class IdFilter(django_filters.NumberFilter):
-    field_class = django_forms.IntegerField
-
-
 class NotificationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices, widget=CommaSeparatedWidget)
     kind = django_filters.MultipleChoiceFilter(choices=Notification._meta.get_field("kind").choices,
                                                widget=CommaSeparatedWidget)
     channel = django_filters.MultipleChoiceFilter(choices=CHANNEL_KINDS, widget=CommaSeparatedWidget)
-    job = IdFilter(field_name="job_id", min_value=1, max_value=2**63 - 1, help_text="Job id.")
+    job = django_filters.UUIDFilter(field_name="job_id", help_text="The job's id (a UUID).")
 
     class Meta:
         model = Notification

@@ -274,6 +274,16 @@ def test_notifications_filter_by_status_and_kind(api, owner):
     assert response.status_code == 400 and "status" in response.json()
 
 
+def test_notifications_filter_by_job(api, owner, make_job):
+    first, second = make_job(), make_job(name="elena v2")
+    notification(owner, "a", job=first)
+    notification(owner, "b", job=second)
+    body = api.get(f"/api/notifications/?job={second.pk}").json()
+    assert [row["job_name"] for row in body["results"]] == ["elena v2"]
+    response = api.get("/api/notifications/?job=12")
+    assert response.status_code == 400 and "job" in response.json()
+
+
 def test_the_kinds_and_their_labels(api):
     body = api.get("/api/notifications/kinds/").json()
     by_kind = {row["kind"]: row for row in body}
