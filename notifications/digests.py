@@ -39,7 +39,7 @@ from training.models import TrainingJob
 
 from .channels import Message
 from .kinds import LABELS, Kind
-from .messages import job_url, site_url
+from .messages import job_url, settings_url, site_url
 from .models import Notification, NotificationSettings
 from .services import deliver_notification
 
@@ -144,7 +144,7 @@ def build_digest_message(notification: Notification) -> Message:
     summary = f"{_plural(items, 'update')} on {_plural(jobs, 'job')}" if jobs else _plural(items, "update")
     context = {"title": title, "summary": summary, "groups": list(groups.values()),
                "since": _when(_parse(payload.get("since"))), "until": _when(_parse(payload.get("until"))),
-               "site_url": site_url()}
+               "period": period, "site_url": site_url(), "settings_url": settings_url()}
     text = render_to_string("notifications/email/digest.txt", context)
     html = render_to_string("notifications/email/digest.html", context)
     return Message(
@@ -175,8 +175,9 @@ def describe(row: Notification) -> dict[str, str]:
     else:
         what = f"{label}: {message}"
     step = event.step if event is not None and event.step is not None else payload.get("step")
-    when = event.received_at if event is not None else row.created_at
-    return {"kind": row.kind, "label": label, "what": what, "when": _when(when),
+    when = _when(event.received_at if event is not None else row.created_at)
+    day, _, time = when.partition(" ")
+    return {"kind": row.kind, "label": label, "what": what, "when": when, "day": day, "time": time,
             "step": humanize.integer(step) if isinstance(step, int | float) and not isinstance(step, bool) else ""}
 
 

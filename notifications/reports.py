@@ -15,8 +15,9 @@
   reported in `checkpoint_saved` events, the newest `keep_checkpoints` of each: the store keeps
   no more. Nothing lists the bucket;
 - a health summary ("All systems healthy", or the issues: divergence, spikes, stalls, silent
-  workers, failures, interruptions) and recommendations (each active job's, from
-  `monitoring.services.trend_analysis`, and what the issues call for).
+  workers, failures, interruptions) and recommendations (what the issues call for, and each
+  active job's from `monitoring.services.trend_analysis`, less its "Continue" for a job that
+  already has something urgent to do).
 
 It is stored as a `DailyReport`: Markdown text, HTML, and the data (JSON) both are rendered from.
 `user` restricts it to the jobs that user may see; without it the report covers every job.
@@ -55,7 +56,7 @@ from training.models import JobAttempt, JobEvent, TrainingJob, dollars
 
 from .channels import Message
 from .kinds import CRITICAL_ANOMALIES
-from .messages import job_url, site_url
+from .messages import TONES, job_url, settings_url, site_url
 from .models import DailyReport, Notification, UserChannel
 from .services import deliver_notification
 
@@ -264,7 +265,14 @@ def _recommendations(data: dict[str, Any]) -> list[dict[str, Any]]:
         if job["heartbeat_late"]:
             out.append({"job_id": job["id"], "name": job["name"], "url": job["url"],
                         "text": "Check its worker: no heartbeat for " + humanize.duration(job["silent_seconds"])})
+    # The trend analysis's advice for each active job, except its "Continue ... nothing suggests
+    # stopping" for a job already told something urgent above (a divergence to review, a fix, a
+    # silent worker): that would contradict it.
+    urgent = {rec["job_id"] for rec in out}
+    for job in data["active"]:
         advice = job["recommendation"]
+        if advice["action"] == "continue" and job["id"] in urgent:
+            continue
         out.append({"job_id": job["id"], "name": job["name"], "url": job["url"],
                     "text": f"{ACTIONS.get(advice['action'], advice['action'])}. {advice['reason']}"})
     for job in data["interrupted"]:
@@ -303,8 +311,10 @@ def present(data: dict[str, Any]) -> dict[str, Any]:
     storage = data["storage"]
     cost = data["cost"]
 
-    def item(job: dict[str, Any], detail: str) -> dict[str, str]:
-        return {"name": job["name"], "url": job.get("url", ""), "detail": detail}
+    def item(job: dict[str, Any], detail: str, parts: list[str] | None = None) -> dict[str, Any]:
+        # `parts`: the detail's comma-separated pieces, each of which the HTML keeps on one line.
+        return {"name": job["name"], "url": job.get("url", ""), "detail": detail,
+                "parts": detail and (parts if parts is not None else [detail])}
 
     active = []
     for job in data["active"]:
@@ -318,7 +328,8 @@ def present(data: dict[str, Any]) -> dict[str, Any]:
             parts.append(f"held-out loss {humanize.significant(job['eval_loss'])}")
         if job["heartbeat_late"]:
             parts.append(f"no heartbeat for {humanize.duration(job['silent_seconds'])}")
-        active.append(item(job, ", ".join(parts)))
+        active.append({**item(job, ", ".join(parts), parts[1:]), "status": job["status_label"],
+                       "late": job["heartbeat_late"]})
 
     completed = []
     for job in data["completed"]:
@@ -331,7 +342,7 @@ def present(data: dict[str, Any]) -> dict[str, Any]:
         if job["duration_seconds"] is not None:
             parts.append(f"took {humanize.duration(job['duration_seconds'])}")
         parts.append(f"cost {humanize.money(Decimal(job['cost']))}")
-        completed.append(item(job, ", ".join(parts)))
+        completed.append(item(job, ", ".join(parts), parts))
 
     failed = []
     for job in data["failed"]:
@@ -355,6 +366,25 @@ def present(data: dict[str, Any]) -> dict[str, Any]:
         f"reported, the newest {humanize.integer(storage['keep_checkpoints'])} of each by default)",
         f"Total: {_size(storage['total_bytes'])}",
     ]
+    # The same storage figures as rows (label, count, value, note) for the HTML; none when
+    # nothing is stored.
+    storage_rows = []
+    if storage["artifact_jobs"]:
+        storage_rows.append({"label": "Artifacts", "count": _count(storage["artifact_jobs"], "completed job"),
+                             "value": _size(storage["artifact_bytes"]),
+                             "note": f"adapters {_size(storage['adapter_bytes'])}"})
+    if storage["checkpoint_jobs"]:
+        storage_rows.append({"label": "Checkpoints", "count": _count(storage["checkpoint_jobs"], "other job"),
+                             "value": _size(storage["checkpoint_bytes"]), "note": ""})
+    if storage_rows:
+        storage_rows.append({"label": "Total", "count": "", "value": _size(storage["total_bytes"]), "note": ""})
+    storage_method = ("Artifacts: adapter, reports, exports and unpruned checkpoints, as measured when each was "
+                      f"registered. Checkpoints: jobs running or ended in the last {_count(storage['retention_days'], 'day')}, "
+                      f"the sizes their workers reported, the newest {humanize.integer(storage['keep_checkpoints'])} "
+                      "of each by default.")
+    issues = data["health"]["issues"]
+    tone = ("red" if any(issue["critical"] for issue in issues) else "amber" if issues else
+            "green" if data["activity"] else "blue")
     finished_cost = ("Jobs that finished in the period cost "
                      f"{humanize.money(Decimal(cost['finished_jobs_cost']))} in all"
                      if data["completed"] or data["failed"] or data["cancelled"] else "")
@@ -379,6 +409,15 @@ def present(data: dict[str, Any]) -> dict[str, Any]:
         "issues": [{"text": issue["text"], "critical": issue["critical"]} for issue in data["health"]["issues"]],
         "recommendations": data["recommendations"],
         "site_url": site_url(),
+        # For the HTML only: the summary strip, the cost and storage as figures, the colours.
+        "headline": headline(data),
+        "spent": humanize.money(Decimal(cost["spent"])),
+        "cost_method": cost["method"],
+        "finished_cost": (humanize.money(Decimal(cost["finished_jobs_cost"]))
+                          if data["completed"] or data["failed"] or data["cancelled"] else ""),
+        "storage_rows": storage_rows, "storage_method": storage_method,
+        "accent": TONES[tone][0], "tint": TONES[tone][1],
+        "settings_url": settings_url(),
     }
 
 

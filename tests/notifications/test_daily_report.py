@@ -5,6 +5,7 @@ real SMTP server, and a subscriber who is not staff reads only about their own j
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -138,14 +139,15 @@ def test_a_seeded_day_gives_every_section_with_its_figures(seeded_day):
     assert "- **elena v1**: Urgent: review the divergence at step 100\n" in recommendations
     assert "- **faq tuner**: Lower per_device_batch_size to 2.\n" in recommendations
     assert "- **stuck run**: Check its worker: no heartbeat for 2h 00m\n" in recommendations
-    assert "- **elena v1**: Continue. No held-out evaluation yet; nothing suggests stopping.\n" in recommendations
+    # Both running jobs have something urgent: the trend analysis's "Continue" would contradict it.
+    assert "Continue." not in recommendations and "nothing suggests stopping" not in report.html
 
     data = report.data
     assert data["cost"]["spent"] == "55.00" and data["anomalies"]["total"] == 5
     assert [k["kind"] for k in data["anomalies"]["kinds"]] == ["divergence", "new_best"]
     assert data["completed"][0]["perplexity_base"] == 17.44 and data["failed"][0]["error_type"] == "OutOfMemory"
     assert data["storage"]["checkpoint_bytes"] == 16_000_000 and not data["health"]["healthy"]
-    assert f'<a href="{messages.job_url(seeded_day["running"])}">elena v1</a>' in report.html
+    assert re.search(rf'<a href="{re.escape(messages.job_url(seeded_day["running"]))}"[^>]*>elena v1</a>', report.html)
     assert "perplexity 17.44 → 9.120 (-47.7%)" in report.html
 
 
@@ -165,6 +167,16 @@ def test_a_diverged_loss_is_stored_and_shown(make_job):
     report = reports.build_daily_report(NOW)
     assert "- **diverged**: Training, step 30 / 48 (62.5%), loss n/a, held-out loss n/a\n" in report.text
     assert DailyReport.objects.get().data["active"][0]["loss"] == "inf"
+
+
+def test_only_a_job_with_nothing_urgent_is_told_to_continue(make_job):
+    make_job(name="calm run", current_step=10, total_steps=100, last_heartbeat_at=NOW - timedelta(minutes=1))
+    diverged = make_job(name="wild run", current_step=10, total_steps=100, last_heartbeat_at=NOW - timedelta(minutes=1))
+    anomaly(diverged, "divergence", NOW - H, 8, "critical")
+    recommendations = reports.build_daily_report(NOW).text.split("## Recommendations")[1]
+    assert "- **calm run**: Continue. No held-out evaluation yet; nothing suggests stopping.\n" in recommendations
+    assert "- **wild run**: Urgent: review the divergence at step 8\n" in recommendations
+    assert "**wild run**: Continue" not in recommendations
 
 
 def test_the_command_builds_stores_and_prints_the_report(seeded_day):
