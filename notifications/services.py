@@ -23,7 +23,7 @@ from django.utils import timezone
 from training.models import JobEvent, TrainingJob
 
 from .channels import CHANNELS, TransportError
-from .kinds import EventFacts, Kind, backoff_seconds, cost_overrun, kind_of
+from .kinds import DEFAULT_KINDS, EventFacts, Kind, backoff_seconds, cost_overrun, kind_of
 from .messages import build_message
 from .models import Notification, NotificationSettings, UserChannel
 
@@ -67,6 +67,10 @@ def notify_about_event(event: JobEvent) -> list[Notification]:
                        anomaly_kind=event.anomaly_kind, severity=event.severity,
                        milestone_percent=event.milestone_percent)
     kind = kind_of(facts)
+    if kind is not None and not anyone_wants(kind):
+        kind = None  # the common case for milestones and findings: one query, no job read
+    if kind is None and event.event_type not in COST_CHECKED:
+        return []
     job = _job(event)
     if job is None:
         return []
@@ -76,9 +80,20 @@ def notify_about_event(event: JobEvent) -> list[Notification]:
         key = (f"milestone:{job.pk}:{event.milestone_percent}" if kind == Kind.MILESTONE
                else f"event:{event.pk}")
         created += create_notifications(job, kind, key=key, event=event)
-    if event.event_type in (JobEvent.Type.HEARTBEAT, JobEvent.Type.STATUS_CHANGED):
+    if event.event_type in COST_CHECKED:
         created += check_cost_overrun(job)
     return created
+
+
+# The events after which the running cost is compared with the estimate.
+COST_CHECKED = (JobEvent.Type.HEARTBEAT, JobEvent.Type.STATUS_CHANGED)
+
+
+def anyone_wants(kind: str) -> bool:
+    """Whether anybody could be told about this kind: an owner's defaults name it, or some
+    user's settings do. Metrics batches raise milestones and findings under the job's lock, so
+    the answer for a kind nobody asked about costs one existence query and reads no job."""
+    return str(kind) in DEFAULT_KINDS or NotificationSettings.objects.filter(kinds__has_key=str(kind)).exists()
 
 
 def check_cost_overrun(job: TrainingJob) -> list[Notification]:
