@@ -76,12 +76,15 @@ def scientific(value: float | None, decimals: int = 2) -> str:
 
 
 def percent(value: float | Decimal | None, decimals: int = 1) -> str:
-    """A percentage (already ×100): 12.345 -> "12.3%"."""
+    """A percentage (already ×100): 12.345 -> "12.3%"; 1,000 % and more without decimals
+    ("1,234%"), where a tenth of a percent is noise."""
     number = _finite(value)
     if number is None:
         return MISSING
     if not math.isfinite(number):
         return NOT_A_NUMBER
+    if abs(round(number, decimals)) >= 1000:
+        decimals = 0
     return _signed(f"{number:,.{decimals}f}%")
 
 
