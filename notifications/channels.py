@@ -27,8 +27,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
+from django.core.validators import validate_email
 
 from core.registry import Registry
 
@@ -102,9 +105,6 @@ class EmailChannel(Channel):
             raise _anymail_error(exc) from exc
 
     def check_target(self, target: str) -> str | None:
-        from django.core.exceptions import ValidationError
-        from django.core.validators import validate_email
-
         if not target:
             return None
         try:
@@ -240,10 +240,6 @@ def _smtp_reason(exc: smtplib.SMTPRecipientsRefused) -> str:
 
 def _anymail_error(exc: Exception) -> TransportError:
     """An ESP's error through django-anymail: a refused recipient or a 4xx is final."""
-    try:
-        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
-    except ImportError:  # pragma: no cover - anymail is a requirement
-        return TransportError(str(exc))
     if isinstance(exc, AnymailRecipientsRefused):
         return TransportError(str(exc), permanent=True)
     if isinstance(exc, AnymailAPIError):

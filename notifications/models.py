@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -27,8 +28,6 @@ CHANNEL_KINDS = [("email", "Email"), ("slack", "Slack"), ("webhook", "Webhook")]
 
 def new_webhook_secret() -> str:
     # Standard Webhooks' format: "whsec_" and base64 of the key bytes.
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 

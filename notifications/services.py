@@ -112,10 +112,11 @@ def create_notifications(job: TrainingJob, kind: str, *, key: str, event: JobEve
     delivery is enqueued on commit. Channels a permanent failure switched off are left out."""
     now = timezone.now()
     created: list[Notification] = []
-    for user, prefs, channels in recipients(job, kind):
-        endpoints = {c.kind: c for c in UserChannel.objects.filter(user=user)}
+    wanted = recipients(job, kind)
+    endpoints = {(c.user_id, c.kind): c for c in UserChannel.objects.filter(user__in=[u for u, _, _ in wanted])}
+    for user, prefs, channels in wanted:
         for channel in channels:
-            endpoint = endpoints.get(channel)
+            endpoint = endpoints.get((user.pk, channel))
             if channel != "email" and (endpoint is None or not endpoint.target):
                 continue
             if endpoint is not None and not endpoint.enabled:
@@ -183,21 +184,20 @@ def deliver_notification(pk: int, *, now=None) -> str:
         message = build_message(notification)
         CHANNELS.get(notification.channel).notify(message, endpoint)
     except TransportError as exc:
-        return _record_failure(notification, endpoint, exc)
+        return _record_failure(notification, exc)
     except Exception as exc:  # a bug in rendering: keep it, retry later, say what went wrong
         logger.exception("notification %s could not be sent", pk)
-        return _record_failure(notification, endpoint, TransportError(f"{exc.__class__.__name__}: {exc}"))
+        return _record_failure(notification, TransportError(f"{exc.__class__.__name__}: {exc}"))
     notification.mark_sent(message.subject)
     return "sent"
 
 
-def _record_failure(notification: Notification, endpoint: UserChannel, exc: TransportError) -> str:
+def _record_failure(notification: Notification, exc: TransportError) -> str:
     error = str(exc)
     if exc.permanent or notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
         notification.mark_failed(error if exc.permanent else f"gave up after {notification.attempts} tries: {error}")
-        if exc.permanent and endpoint.pk is not None:
-            endpoint.disable(error)
-        elif exc.permanent:
+        if exc.permanent:
+            # The email channel may have no row yet (the account's address): make one, off.
             UserChannel.objects.update_or_create(
                 user=notification.recipient, kind=notification.channel,
                 defaults={"enabled": False, "disabled_reason": error[:2000], "disabled_at": timezone.now()})

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .digests import send_due_digests
+from .reports import build_and_send_daily_report
 from .services import deliver_due_notifications_task, deliver_notification_task
 
 
 @shared_task(name="notifications.tasks.send_digests")
 def send_digests() -> int:
-    from .digests import send_due_digests
-
     return send_due_digests()
 
 
 @shared_task(name="notifications.tasks.send_daily_report")
 def send_daily_report() -> int | None:
-    from .reports import build_and_send_daily_report
-
     report = build_and_send_daily_report()
     return report.pk if report is not None else None
 
