@@ -15,6 +15,10 @@ from typing import Any
 from gpu_worker.contract import CONFIG_ENV_VAR
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+LEARNING_RATE_SCALINGS = ("width", "none")
+REFERENCE_HIDDEN_SIZE = 4096  # the hidden size the presets' learning rates are set for (a 7B Llama)
+MAX_LEARNING_RATE_FACTOR = 8.0
+DEFAULT_EVALUATORS = ("perplexity", "emotional_intelligence", "knowledge_retention", "brand_voice")
 
 
 class ConfigError(ValueError):
@@ -34,7 +38,8 @@ class WorkerConfig:
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
     target_modules: list[str] | str = field(default="all-linear", metadata={"help": "Modules that get adapters: a list of names (e.g. [\"q_proj\", \"v_proj\"]) or 'all-linear'."})
     # Optimisation
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate."})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate, for a model of hidden size 4,096 (a 7B Llama) unless learning_rate_scaling is none."})
+    learning_rate_scaling: str = field(default="width", metadata={"help": "How learning_rate carries over to other model sizes: width (a model of hidden size h trains at learning_rate x 4,096 / h, within x1/8 to x8: the rule behind the QLoRA paper's 2e-4 for 7B and 1e-4 for 65B, so a preset means the same on SmolLM2-135M, hidden size 576, as on Llama 3 70B) or none (exactly learning_rate)."})
     num_epochs: float = field(default=3, metadata={"help": "Passes over the training split."})
     per_device_batch_size: int = field(default=4, metadata={"help": "Sequences per device per forward pass."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Forward passes per optimiser step; effective batch = batch x accumulation."})
@@ -65,8 +70,11 @@ class WorkerConfig:
     metrics_flush_interval: float = field(default=5.0, metadata={"help": "Seconds between metric batches."})
     logging_steps: int = field(default=1, metadata={"help": "Record a metric point every N steps."})
     # Validation
-    evaluators: list[str] = field(default_factory=lambda: ["perplexity"], metadata={"help": "Evaluators run after training with the model still loaded."})
+    evaluators: list[str] = field(default_factory=lambda: list(DEFAULT_EVALUATORS), metadata={"help": "Evaluators run after training with the model still loaded: perplexity (held-out samples), emotional_intelligence, knowledge_retention, brand_voice (the validation suite's sets; skipped without one). One failing does not stop the others (docs/worker-contract.md, validation_results)."})
     validation_max_samples: int | None = field(default=None, metadata={"help": "Cap on held-out samples the evaluators use (null: all)."})
+    validation_suite: str | None = field(default=None, metadata={"help": "The validation suite (benchmark sets, docs/worker-contract.md): a local JSON path, or an http(s) URL the control plane signed; null: only perplexity runs, the other evaluators report skipped. Checked in preprocessing, before the model loads."})
+    validation_max_new_tokens: int = field(default=192, metadata={"help": "Cap on the tokens generated per reply by the emotional_intelligence and brand_voice evaluators (greedy decoding)."})
+    validation_batch_size: int | None = field(default=None, metadata={"help": "Prompts per generation batch, questions per multiple-choice batch (null: 8 on CPU, 16 on CUDA)."})
     # Testing hooks
     memory_limit_mb: int | None = field(default=None, metadata={"help": "Enforced cap on accelerator/host memory for this process; exceeding it raises a real out-of-memory error (used to test OOM handling)."})
 
@@ -115,6 +123,8 @@ class WorkerConfig:
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1")
         need(0 <= self.lora_dropout < 1, "lora_dropout", "must be in [0, 1)")
         need(self.learning_rate > 0, "learning_rate", "must be positive")
+        need(self.learning_rate_scaling in LEARNING_RATE_SCALINGS, "learning_rate_scaling",
+             f"must be one of {', '.join(LEARNING_RATE_SCALINGS)}")
         need(self.num_epochs > 0, "num_epochs", "must be positive")
         need(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
         need(0 < self.eval_split < 1, "eval_split", "must be between 0 and 1")
@@ -129,6 +139,15 @@ class WorkerConfig:
         need(self.store.get("kind") != "local" or bool(self.store.get("root")), "store", "a local store needs 'root'")
         need(self.store.get("kind") != "http" or bool(self.store.get("api_url")), "store", "an http store needs 'api_url'")
         need(not self.webhook_url or bool(self.webhook_secret), "webhook_secret", "is required when webhook_url is set")
+        need(isinstance(self.evaluators, list) and all(isinstance(n, str) for n in self.evaluators),
+             "evaluators", "must be a list of evaluator names")
+        need(self.validation_suite is None or (isinstance(self.validation_suite, str) and bool(self.validation_suite.strip())),
+             "validation_suite", "must be a path or an http(s) URL, or null")
+        need(isinstance(self.validation_max_new_tokens, int) and not isinstance(self.validation_max_new_tokens, bool)
+             and self.validation_max_new_tokens >= 1, "validation_max_new_tokens", "must be an integer >= 1")
+        need(self.validation_batch_size is None or (isinstance(self.validation_batch_size, int)
+             and not isinstance(self.validation_batch_size, bool) and self.validation_batch_size >= 1),
+             "validation_batch_size", "must be an integer >= 1, or null")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,3 +165,15 @@ def schema_markdown() -> str:
             default = "**required**"
         rows.append(f"| `{f.name}` | `{default}` | {f.metadata['help']} |")
     return "\n".join(rows)
+
+
+def scaled_learning_rate(learning_rate: float, scaling: str, hidden_size: int | None) -> float:
+    """The rate a model trains at: with `width`, learning_rate x 4,096 / hidden_size (within x1/8
+    and x8). Adam moves each LoRA weight by about the learning rate a step, and a layer's output
+    sums over its hidden_size inputs, so the change one step makes to the model's function grows
+    with the width; scaling the rate by 1/width keeps it the same (muP's rule for hidden layers).
+    Without a hidden size (an unusual architecture) the rate is left as configured."""
+    if scaling == "none" or not hidden_size or hidden_size <= 0:
+        return learning_rate
+    factor = min(MAX_LEARNING_RATE_FACTOR, max(1.0 / MAX_LEARNING_RATE_FACTOR, REFERENCE_HIDDEN_SIZE / hidden_size))
+    return learning_rate * factor

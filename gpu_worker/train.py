@@ -112,6 +112,9 @@ class _Job:
         self.summary: dict[str, Any] = {}
         self.restore_memory_limit: Any = None
         self.model_path = config.base_model  # resolve_base_model's answer once preprocessing ran
+        self.tokenizer: Any = None
+        self.suite: dict[str, Any] | None = None
+        self.system_prompt: str | None = None
 
     # ----- stages -----
 
@@ -148,6 +151,7 @@ class _Job:
         from gpu_worker import data
 
         report = data.validate_dataset_file(dataset_path)  # DatasetError: exit 2, no model loaded
+        self.load_validation_suite(report.conversations)  # SuiteError: exit 2, no model loaded
         model_path = model_loading.resolve_base_model(config.base_model)
         self.model_path = model_path
         train_samples, eval_samples = self.tokenize(report, model_path)
@@ -155,6 +159,7 @@ class _Job:
         self.stage(Stage.MODEL_LOADING)
         self.restore_memory_limit = apply_memory_limit(config.memory_limit_mb, self.placement.device)
         model, tokenizer = model_loading.load_model_and_tokenizer(model_path, self.placement)
+        self.tokenizer = tokenizer
         resume_dir, resume_step = self.fetch_resume_checkpoint()
         trainer = self.build_trainer(model, tokenizer, train_samples, eval_samples)
         self.trainer = trainer
@@ -189,13 +194,17 @@ class _Job:
     # ----- preprocessing -----
 
     def fetch_dataset(self) -> Path:
-        source = self.config.dataset
+        return self.fetch(self.config.dataset, "dataset", ".jsonl")
+
+    def fetch(self, source: str, name: str, default_suffix: str) -> Path:
+        """A local path as it is; an http(s) URL (signed by the control plane) downloaded to
+        output_dir/data/<name><suffix>."""
         if not source.startswith(("http://", "https://")):
             return Path(source)
         import requests
 
-        suffix = Path(urlparse(source).path).suffix or ".jsonl"
-        target = self.output_dir / "data" / f"dataset{suffix}"
+        suffix = Path(urlparse(source).path).suffix or default_suffix
+        target = self.output_dir / "data" / f"{name}{suffix}"
         target.parent.mkdir(parents=True, exist_ok=True)
         with requests.get(source, stream=True, timeout=60) as response:
             response.raise_for_status()
@@ -205,6 +214,16 @@ class _Job:
                     handle.write(chunk)
             os.replace(tmp, target)
         return target
+
+    def load_validation_suite(self, conversations: list[Any]) -> None:
+        """The validation suite, checked before any model is loaded, and the system prompt the
+        generation evaluators use (the suite's, else the training data's dominant one)."""
+        from gpu_worker import validation_suite
+
+        if self.config.validation_suite is None:
+            return
+        self.suite = validation_suite.load_suite(self.fetch(self.config.validation_suite, "validation_suite", ".json"))
+        self.system_prompt = validation_suite.suite_system_prompt(self.suite, conversations)
 
     def tokenize(self, report: Any, model_path: str) -> tuple[list[dict], list[dict]]:
         from transformers import AutoTokenizer
@@ -270,6 +289,18 @@ class _Job:
         stores.fetch_checkpoint(self.store, manifest, dest)
         return dest, int(manifest["step"])
 
+    def learning_rate(self, model: Any) -> float:
+        """The configured rate, scaled to the model's width (config.scaled_learning_rate); both
+        go to summary.json."""
+        from gpu_worker.config import scaled_learning_rate
+
+        config = self.config
+        hidden_size = getattr(model.config, "hidden_size", None)
+        effective = scaled_learning_rate(config.learning_rate, config.learning_rate_scaling, hidden_size)
+        self.summary["learning_rate"] = {"configured": config.learning_rate, "effective": effective,
+                                         "scaling": config.learning_rate_scaling, "hidden_size": hidden_size}
+        return effective
+
     def build_trainer(self, model: Any, tokenizer: Any, train_samples: list[dict],
                       eval_samples: list[dict]) -> Any:
         from datasets import Dataset
@@ -313,7 +344,7 @@ class _Job:
             per_device_train_batch_size=micro_batch,
             per_device_eval_batch_size=micro_batch,
             gradient_accumulation_steps=accumulation,
-            learning_rate=config.learning_rate,
+            learning_rate=self.learning_rate(model),
             num_train_epochs=config.num_epochs,
             max_steps=config.max_steps,
             warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
@@ -487,20 +518,27 @@ class _Job:
             self.store.put_file(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
 
     def validate(self, eval_samples: list[dict]) -> dict[str, Any]:
-        from gpu_worker.evaluation import run_evaluators
+        from gpu_worker.evaluation import EvalContext, run_evaluators
 
-        if not eval_samples or not self.config.evaluators:
+        config = self.config
+        if not config.evaluators:
             results: dict[str, Any] = {}
         else:
-            results = run_evaluators(self.config.evaluators, self.model, eval_samples,
-                                     progress=self.validation_progress())
+            context = EvalContext(
+                model=self.model, samples=eval_samples, tokenizer=self.tokenizer, suite=self.suite,
+                system_prompt=self.system_prompt, device=self.placement.device,
+                batch_size=config.validation_batch_size, max_new_tokens=config.validation_max_new_tokens,
+                bf16=self.placement.bf16,  # the training's autocast, if it had one
+            )
+            results = run_evaluators(config.evaluators, context, progress=self.validation_progress())
         self.reporter.emit(EventType.VALIDATION_RESULTS, {"evaluators": results})
         return results
 
     def validation_progress(self) -> Any:
-        """The evaluators' progress(done, total) hook: samples done, and the measured time of
-        one, into the heartbeats (a heartbeat at once when validation starts and after the first
-        sample, so 'validating 1/40 samples' and its ETA appear without waiting an interval)."""
+        """The evaluators' progress(done, total) hook: units done (evaluation.run_evaluators: a
+        held-out sample, a reply, a question), and the measured mean time of one, into the
+        heartbeats (a heartbeat at once when validation starts and after the first unit, so
+        'validating 1/40' and its ETA appear without waiting an interval)."""
         state = self.state
         started = time.monotonic()
 
@@ -515,8 +553,15 @@ class _Job:
         return progress
 
     def write_reports(self, results: dict[str, Any]) -> None:
+        from gpu_worker.evaluation import responses
+
         self.ticker.stop()  # flushes the last points; metrics.jsonl is complete after this
         self.sink.close()
+        # One line per generated item: {"evaluator", "id", "base_reply", "trained_reply"}.
+        lines = responses(results)
+        responses_path = self.output_dir / "validation_responses.jsonl"
+        responses_path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+        responses_key = "reports/validation_responses.jsonl" if lines else None
         self.summary.update({
             "job_id": self.config.job_id,
             "attempt": self.config.attempt,
@@ -536,9 +581,15 @@ class _Job:
             "samples_trained": self.state.samples_trained,
             "duration_s": time.time() - self.started_at,
             "peak_memory_mb": peak_memory_mb(),
-            "validation": results,
+            # The figures without the per-item lists (replies, log-likelihoods): those are in
+            # the validation_results event and, the replies, in validation_responses.jsonl.
+            "validation": {name: {k: v for k, v in result.items() if k != "items"} if isinstance(result, dict) else result
+                           for name, result in results.items()},
+            "validation_responses": responses_key,
             "config": {k: v for k, v in self.config.to_dict().items() if k != "webhook_secret"},
         })
+        if responses_key is not None:  # before the summary that names it
+            self.store.put_file(responses_key, responses_path)
         path = self.output_dir / "summary.json"
         path.write_text(json.dumps(self.summary, indent=2, default=str))
         self.store.put_file("reports/summary.json", path)

@@ -151,7 +151,7 @@ def test_a_job_runs_end_to_end_through_celery_and_the_local_executor(celery_work
         recommended_gpu="CPU_LOCAL", is_embedded=True)
     job = jobs.create_job(user=user, training_file=training_file, base_model=base_model, overrides={
         "max_steps": 8, "checkpoint_interval": 4, "per_device_batch_size": 2, "max_seq_length": 128,
-        "eval_interval": 4, "learning_rate": 1e-3})
+        "eval_interval": 4, "learning_rate": 1e-3, "learning_rate_scaling": "none"})
     assert job.status == Status.PENDING
     assert job.cost_estimate is not None
 

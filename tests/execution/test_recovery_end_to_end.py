@@ -50,7 +50,7 @@ def new_job(live_server, settings, tmp_path, tiny_model, tiny_dataset, django_us
     def make(**overrides):
         job = jobs.create_job(user=user, training_file=training_file, base_model=base_model, overrides={
             "checkpoint_interval": 4, "per_device_batch_size": 2, "max_seq_length": 128, "eval_interval": 8,
-            "learning_rate": 1e-3, **overrides})
+            "learning_rate": 1e-3, "learning_rate_scaling": "none", **overrides})
         jobs.start_job(job, user=user)
         return job
 

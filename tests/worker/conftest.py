@@ -49,6 +49,7 @@ def job_config(tmp_path, tiny_model_dir, chat_dataset) -> Callable[..., dict[str
             "max_steps": 12,
             "per_device_batch_size": 4,
             "learning_rate": 1e-3,
+            "learning_rate_scaling": "none",  # the rate these tests were tuned at, as is
             "checkpoint_interval": 5,
             "eval_interval": 5,
             "heartbeat_interval": 0.5,

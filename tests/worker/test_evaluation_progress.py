@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from gpu_worker.evaluation import assistant_nll, perplexity, run_evaluators
+from gpu_worker.evaluation import EvalContext, assistant_nll, perplexity, run_evaluators
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +29,17 @@ def model_and_samples(tiny_model_dir):
 def test_progress_counts_each_sample_once_from_zero(model_and_samples):
     model, samples = model_and_samples
     calls: list[tuple[int, int]] = []
-    results = run_evaluators(["perplexity"], model, samples, progress=lambda d, t: calls.append((d, t)))
+    results = run_evaluators(["perplexity"], EvalContext(model, samples), progress=lambda d, t: calls.append((d, t)))
     assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
-    assert results == {"perplexity": perplexity(model, samples)}  # the hook changes nothing measured
+    measured = {k: v for k, v in results["perplexity"].items() if k not in ("status", "seconds")}
+    assert results["perplexity"]["status"] == "ok" and results["perplexity"]["seconds"] >= 0
+    assert measured == perplexity(model, samples)  # the hook changes nothing measured
 
 
 def test_several_evaluators_share_one_count(model_and_samples):
     model, samples = model_and_samples
     calls: list[tuple[int, int]] = []
-    run_evaluators(["perplexity", "perplexity"], model, samples, progress=lambda d, t: calls.append((d, t)))
+    run_evaluators(["perplexity", "perplexity"], EvalContext(model, samples), progress=lambda d, t: calls.append((d, t)))
     assert calls[0] == (0, 8) and calls[-1] == (8, 8)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
@@ -53,3 +55,7 @@ def test_perplexity_is_the_token_weighted_nll_of_each_model(model_and_samples):
     assert result["base"] == pytest.approx(math.exp(base_nll / count), rel=1e-12)
     assert result["trained"] == pytest.approx(math.exp(trained_nll / count), rel=1e-12)
     assert result["base"] != result["trained"]
+    # Per-sample sums, for bootstrap intervals: they add up to the totals.
+    assert [tokens for _, _, tokens in result["per_sample"]] == [4, 7, 10, 0]
+    assert sum(b for b, _, _ in result["per_sample"]) == pytest.approx(base_nll, rel=1e-12)
+    assert sum(t for _, t, _ in result["per_sample"]) == pytest.approx(trained_nll, rel=1e-12)

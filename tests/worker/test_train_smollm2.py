@@ -38,6 +38,7 @@ def test_embedded_smollm2_trains_and_its_adapter_reloads(tmp_path, receiver):
         "max_seq_length": 256,
         "per_device_batch_size": 2,
         "learning_rate": 1e-3,
+        "learning_rate_scaling": "none",  # the rate this test was tuned at, as is
         "warmup_ratio": 0.0,
         "lr_scheduler": "constant",
         "lora_dropout": 0.0,

@@ -40,12 +40,13 @@ JOB_OPTIONS = ("executor", "gpu_type", "gpu_pricing_tier")
 # Worker fields a user may set; everything else (ids, URLs, secrets, stores) is the system's.
 USER_HYPERPARAMETERS = frozenset(
     {
-        "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "num_epochs",
+        "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "learning_rate_scaling", "num_epochs",
         "per_device_batch_size", "gradient_accumulation_steps", "max_seq_length", "warmup_ratio",
         "lr_scheduler", "weight_decay", "max_grad_norm", "seed", "max_steps", "eval_split",
         "eval_interval", "early_stopping_patience", "checkpoint_interval", "keep_checkpoints",
         "quantization", "gradient_checkpointing", "evaluators", "validation_max_samples",
-        "memory_limit_mb", "logging_steps", "precision",
+        "memory_limit_mb", "logging_steps", "precision", "validation_max_new_tokens",
+        "validation_batch_size",
     }
 )
 assert {f.name for f in dataclass_fields(WorkerConfig)} >= USER_HYPERPARAMETERS
