@@ -54,6 +54,7 @@ from training.services.estimate import estimate_for_configuration
 from training.services.metric_summaries import downsampled_steps
 from training.services.support import build_error_report
 from training.uploads import declared_too_large, upload_too_large
+from validation.services import reply_pairs, validation_overview
 
 from . import serializers as s
 from .filters import JobEventFilter, JobFilter
@@ -316,6 +317,35 @@ class TrainingJobViewSet(
                 "points": s.MetricPointSerializer(points, many=True).data,
             }
         )
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        description=(
+            "The validation suite's results (docs/validation.md): per benchmark (perplexity, emotional "
+            "intelligence, knowledge retention, brand voice) the base and trained figures, the change, its "
+            "95 % bootstrap interval, the seed's threshold, pass or fail, and which scorer produced it "
+            "(people, the judge model, or the automatic rules). `status` is not_started until the job's "
+            "worker is configured, pending until it reports."
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def validation(self, request, pk=None):
+        return Response({"job": self.get_object().pk, **validation_overview(self.get_object())})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("benchmark", str, enum=["emotional_intelligence", "brand_voice"],
+                                     description="Only this benchmark's items.")],
+        responses={200: OpenApiTypes.OBJECT},
+        description="Each scenario and brand-voice prompt with the base and trained replies side by side, the "
+                    "automatic checks of each and every score given to them.",
+    )
+    @action(detail=True, methods=["get"], url_path="validation/replies", filter_backends=[])
+    def validation_replies(self, request, pk=None):
+        job = self.get_object()
+        benchmark = request.query_params.get("benchmark") or None
+        if benchmark not in (None, "emotional_intelligence", "brand_voice"):
+            raise serializers.ValidationError({"benchmark": "use emotional_intelligence or brand_voice"})
+        return Response({"job": job.pk, "replies": reply_pairs(job, benchmark)})
 
     @extend_schema(
         request=None,

@@ -117,6 +117,10 @@ def _summary(job: TrainingJob, summary_key: str | None) -> dict[str, Any]:
     return final.get("summary") if isinstance(final.get("summary"), dict) else {}
 
 
+HEADLINE_FIELDS = ("ei_score_baseline", "ei_score_trained", "ei_improvement_pct", "forgetting_retention_pct",
+                   "brand_voice_consistency_pct")
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -127,10 +131,15 @@ def _validation_fields(job: TrainingJob) -> dict[str, float | None]:
     evaluators = ((job.results or {}).get("validation") or {}).get("evaluators") or {}
     perplexity = evaluators.get("perplexity") if isinstance(evaluators, dict) else None
     perplexity = perplexity if isinstance(perplexity, dict) else {}
+    # The validation app's headline figures (validation.services.sync_artifact), which it also
+    # writes to an artifact registered before its results arrived.
+    headline = (job.results or {}).get("validation_headline") or {}
+    headline = headline if isinstance(headline, dict) else {}
     return {
         "perplexity_baseline": _number(perplexity.get("base")),
         "perplexity_trained": _number(perplexity.get("trained")),
         "perplexity_improvement_pct": _number(perplexity.get("improvement_pct")),
+        **{name: _number(headline.get(name)) for name in HEADLINE_FIELDS},
     }
 
 

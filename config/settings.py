@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "training",
     "monitoring",
     "artifacts",
+    "validation",
     "dashboard",
     "notifications",
     "config.apps.ProjectConfig",  # project-level system checks (config/checks.py)
@@ -382,6 +383,15 @@ NOTIFICATION_CLAIM_LEASE_SECONDS = env_int("NOTIFICATION_CLAIM_LEASE_SECONDS", 1
 # Customer webhooks and Slack URLs must be public https hosts; a private deployment (or the
 # tests, with local receivers) may allow loopback and private addresses.
 NOTIFICATIONS_ALLOW_PRIVATE_URLS = env_bool("NOTIFICATIONS_ALLOW_PRIVATE_URLS", default=False)
+
+# Validation (docs/validation.md). People who score replies blind and decide on models: this group
+# (or the validation.score_replies permission).
+VALIDATION_QA_GROUP = env.str("VALIDATION_QA_GROUP", default="QA")
+# Each benchmark set sent to a worker is cut to its first N items (0: all). For quick checks such
+# as the test suite's end-to-end jobs; a cut suite's figures are not the benchmark's.
+VALIDATION_MAX_ITEMS = env_int("VALIDATION_MAX_ITEMS", 0, minimum=0)
+# The playground's replies (validation/playground.py): greedy, at most this many new tokens each.
+VALIDATION_PLAYGROUND_MAX_NEW_TOKENS = env_int("VALIDATION_PLAYGROUND_MAX_NEW_TOKENS", 192, minimum=1)
 
 # --- Training (continued) ----------------------------------------------------------------------
 

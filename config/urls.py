@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/worker/", include("training.worker_storage_urls")),
     path("api/training/", include("api.urls")),
     path("", include("notifications.urls")),
+    path("", include("validation.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -58,6 +58,8 @@ from training.lifecycle import TERMINAL, WORKER_STAGES, IllegalTransition, Statu
 from training.models import JobEvent, MetricPoint, TrainingJob
 from training.services import jobs as job_services
 from training.services.progress import job_progress
+from validation.services import validation_overview
+from validation.summary import ORDER as VALIDATION_ORDER
 
 from . import charts
 
@@ -467,8 +469,29 @@ def dashboard_view(model_admin, request, object_id: str):
         "quality": job.quality or None,
         "quality_components": quality_components(job.quality),
         "has_change_permission": model_admin.has_change_permission(request, job),
+        "validation": validation_section(job),
     }
     return TemplateResponse(request, "admin/training/trainingjob/dashboard.html", context)
+
+
+def validation_section(job: TrainingJob) -> dict[str, Any] | None:
+    """The validation suite's table (validation.summary): one row per benchmark, in the seed's order."""
+    overview = validation_overview(job)
+    if overview["status"] == "not_started":
+        return None
+    rows = [overview["benchmarks"][key] for key in VALIDATION_ORDER if key in overview["benchmarks"]]
+    passed = overview["passed"]
+    return {
+        "status": overview["status"], "rows": rows,
+        "verdict": ("Waiting for the worker's results" if overview["status"] == "pending"
+                    else "Passed every threshold" if passed else "Not every benchmark measured" if passed is None
+                    else "Short of at least one threshold"),
+        "passed": passed,
+        "sets": overview["sets"],
+        "replies_url": reverse("job-validation-replies", args=[job.pk]),
+        "compare_url": reverse("admin:validation_jobvalidation_compare", args=[job.pk]),
+        "playground_url": reverse("admin:validation_jobvalidation_playground", args=[job.pk]),
+    }
 
 
 def data_view(model_admin, request, object_id: str):

@@ -30,7 +30,7 @@ CHECKS = ",".join([
     "response_schema_conformance",
     "response_headers_conformance",
 ])
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "12"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8"))
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261201")
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 # A hard stop far above the usual run (about two minutes on 2 cores), so a hang fails loudly.

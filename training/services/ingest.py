@@ -243,8 +243,22 @@ def apply_error(job: TrainingJob, event: Envelope, now: datetime, context: dict[
     return f"a {job.status} job cannot fail"
 
 
+# Per-item lists an evaluator reports (replies, option scores, per-sample sums): kept in the
+# event's payload, where the validation app reads them, not copied onto the job's row.
+PER_ITEM_KEYS = frozenset({"items", "per_sample"})
+
+
+def compact_validation(data: dict[str, Any]) -> dict[str, Any]:
+    evaluators = data.get("evaluators")
+    if not isinstance(evaluators, dict):
+        return data
+    return {**data, "evaluators": {
+        name: ({k: v for k, v in result.items() if k not in PER_ITEM_KEYS} if isinstance(result, dict) else result)
+        for name, result in evaluators.items()}}
+
+
 def apply_validation_results(job: TrainingJob, event: Envelope, now: datetime, context: dict[str, Any]) -> str:
-    fields: dict[str, Any] = {"results": {**job.results, "validation": event.data}}
+    fields: dict[str, Any] = {"results": {**job.results, "validation": compact_validation(event.data)}}
     perplexity = (event.data.get("evaluators") or {}).get("perplexity") or {}
     trained = number(perplexity.get("trained")) if isinstance(perplexity, dict) else None
     if trained is not None:

@@ -8,12 +8,13 @@ attempt resumes from the newest committed checkpoint (`resume_from: latest`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from core.storage import presigned_url
+from core.storage import default_storage, presigned_url
 
 from ..executors.local import work_dir
 from ..models import TrainingJob
@@ -39,8 +40,36 @@ def store_spec(job: TrainingJob) -> dict[str, Any]:
     return worker_store_spec(job.pk)
 
 
+# Apps above `training` add worker fields here (validation adds its suite) without `training`
+# importing them: each is called with the job and returns fields to merge. Register from an
+# AppConfig.ready().
+WorkerConfigExtension = Callable[[TrainingJob], dict[str, Any]]
+_extensions: list[WorkerConfigExtension] = []
+
+
+def extend_worker_config(extension: WorkerConfigExtension) -> WorkerConfigExtension:
+    """Decorator: merge `extension(job)` into every worker configuration built from now on."""
+    if extension not in _extensions:
+        _extensions.append(extension)
+    return extension
+
+
+def storage_location(job: TrainingJob, key: str) -> str:
+    """Where the job's worker reads a stored file: its path here, or a signed URL for a remote one."""
+    if not worker_is_remote(job):
+        return default_storage().path(key)
+    return presigned_url(key, "GET", expires=settings.WORKER_URL_TTL_SECONDS)
+
+
 def build_worker_config(job: TrainingJob) -> dict[str, Any]:
     """gpu_worker's configuration (gpu_worker.config.WorkerConfig) for the job's current attempt."""
+    config = _base_worker_config(job)
+    for extension in _extensions:
+        config.update(extension(job))
+    return config
+
+
+def _base_worker_config(job: TrainingJob) -> dict[str, Any]:
     return {
         "job_id": str(job.pk),
         "attempt": job.attempt,

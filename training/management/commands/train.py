@@ -43,6 +43,7 @@ from django.core.wsgi import get_wsgi_application
 from training import defaults
 from training.executors import ExecutorError, get_executor
 from training.models import BaseModel, HyperparameterPreset
+from training.result_lines import job_summary_lines
 from training.services import jobs, polling
 from training.services.datasets import UploadTooLarge, delete_training_file, ingest_training_file
 from training.services.progress import job_progress
@@ -266,6 +267,8 @@ class Command(BaseCommand):
         if perplexity.get("base") is not None and perplexity.get("trained") is not None:
             write(f"  Perplexity: {_num(perplexity['base'], 2)} → {_num(perplexity['trained'], 2)} "
                   f"({_num(perplexity.get('improvement_pct'), 1)}% improvement)")
+        for line in job_summary_lines(job):
+            write(line)
         if job.status == "completed":
             write(f"  Adapter: {job_store_root(job.pk) / 'adapter'}")
         if job.checkpoint_recovery_count:

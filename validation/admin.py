@@ -1,0 +1,147 @@
+"""The admin for validation: benchmark sets (the built-in ones read-only; uploads checked by line
+and field) and each job's validation with its summary and replies."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html, format_html_join
+
+from . import compare, scoring, sets
+from .models import BenchmarkSet, JobValidation, ValidationReply
+from .summary import ORDER
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+class BenchmarkSetUploadForm(forms.ModelForm):
+    file = forms.FileField(help_text="The items, one JSON object per line (docs/validation.md has each kind's fields).")
+    rubric = forms.FileField(required=False, help_text="Brand voice only: the rubric, a JSON file.")
+
+    class Meta:
+        model = BenchmarkSet
+        fields = ("kind", "name", "version", "description", "datasets", "templates", "jobs")
+
+    def clean(self):
+        cleaned = super().clean()
+        upload, rubric = cleaned.get("file"), cleaned.get("rubric")
+        if not upload or not cleaned.get("kind"):
+            return cleaned
+        for name, f in (("file", upload), ("rubric", rubric)):
+            if f is not None and f.size > MAX_UPLOAD_BYTES:
+                self.add_error(name, f"is {f.size:,} bytes; a set may be at most {MAX_UPLOAD_BYTES:,}")
+                return cleaned
+        try:
+            self.parsed = sets.parse_set(cleaned["kind"], upload.read(), rubric=rubric.read() if rubric else None,
+                                         file=upload.name, rubric_file=rubric.name if rubric else "")
+        except sets.SetError as exc:
+            field = "rubric" if any(p.field == "rubric" or (rubric and p.file == rubric.name) for p in exc.problems) else "file"
+            raise ValidationError({field: [str(p) for p in exc.problems]
+                                   + ([f"and {exc.more} more"] if exc.more else [])}) from exc
+        return cleaned
+
+
+@admin.register(BenchmarkSet)
+class BenchmarkSetAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "kind", "item_count", "owner", "is_builtin", "short_hash", "created_at")
+    list_filter = ("kind", "is_builtin")
+    search_fields = ("name", "description")
+    filter_horizontal = ("datasets", "templates", "jobs")
+    readonly_fields = ("sha256", "item_count", "source_name", "owner", "is_builtin", "preview")
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = BenchmarkSetUploadForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("kind", "name", "version", "description", "file", "rubric", "datasets", "templates", "jobs")
+        return ("kind", "name", "version", "description", "owner", "is_builtin", "sha256", "item_count",
+                "source_name", "datasets", "templates", "jobs", "preview")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        fixed = ("kind", "name", "version") if not obj.is_builtin else ("kind", "name", "version", "description")
+        return (*self.readonly_fields, *fixed)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj and (obj.is_builtin or obj.validations.exists()))
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.owner = request.user
+            obj.replace_content(form.parsed, form.cleaned_data["file"].name)
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="sha256")
+    def short_hash(self, obj: BenchmarkSet) -> str:
+        return obj.sha256[:12]
+
+    @admin.display(description="first items")
+    def preview(self, obj: BenchmarkSet):
+        rows = []
+        for item in obj.items[:5]:
+            text = item.get("question") or next((m["content"] for m in reversed(item.get("messages", []))
+                                                 if m.get("role") == "user"), "")
+            rows.append((item.get("id"), item.get("category") or item.get("topic") or "", text[:200]))
+        return format_html("<table>{}</table>", format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+
+
+class ValidationReplyInline(admin.TabularInline):
+    model = ValidationReply
+    fields = ("benchmark", "item_id", "base_reply", "trained_reply")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JobValidation)
+class JobValidationAdmin(admin.ModelAdmin):
+    list_display = ("job", "status", "verdict", "received_at")
+    list_filter = ("status",)
+    search_fields = ("job__name", "job__id")
+    readonly_fields = ("job", "status", "sets_used", "results_table", "received_at", "suite_key")
+    fields = ("job", "status", "system_prompt", "sets_used", "results_table", "received_at", "suite_key")
+    inlines = [ValidationReplyInline]
+    # Its object tools link to the scoring pages, the before/after view and the playground.
+    change_form_template = "admin/validation/scoring/change_form.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_urls(self):
+        # The scoring pages (scoring.py) and the before/after view and playground (compare.py).
+        return [*scoring.scoring_urls(self), *compare.compare_urls(self), *super().get_urls()]
+
+    @admin.display(description="passed")
+    def verdict(self, obj: JobValidation) -> str:
+        passed = (obj.summary or {}).get("passed")
+        return "—" if passed is None else "yes" if passed else "no"
+
+    @admin.display(description="sets")
+    def sets_used(self, obj: JobValidation):
+        return format_html_join(", ", "{} v{} ({})", ((s.name, s.version, s.sha256[:12]) for s in obj.sets.all()))
+
+    @admin.display(description="results")
+    def results_table(self, obj: JobValidation):
+        rows = []
+        for key in ORDER:
+            entry = (obj.summary or {}).get("benchmarks", {}).get(key)
+            if not entry:
+                continue
+            text = entry.get("text", {})
+            rows.append((entry.get("label", key), text.get("base", "—"), text.get("trained", "—"),
+                         text.get("change", "—"), entry.get("scorer", ""), text.get("verdict", ""),
+                         entry.get("headline", "")))
+        return format_html("<table><tr><th>benchmark</th><th>base</th><th>trained</th><th>change</th><th>scorer</th>"
+                           "<th>verdict</th><th>detail</th></tr>{}</table>",
+                           format_html_join("", "<tr>" + "<td>{}</td>" * 7 + "</tr>", rows))
+

@@ -1,0 +1,150 @@
+"""The benchmark-set API under /api/validation/sets/: the built-in sets and one's own uploads.
+
+An upload is a multipart POST of the set's file (JSONL) and, for brand voice, its rubric
+(JSON), checked by line and field before anything is written; it may be attached at once to
+datasets, templates and not-yet-started jobs that the uploader may see. Another user's set is
+a 404, and the built-in sets cannot be changed or deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from core.api_errors import Conflict
+from training.models import ConfigurationTemplate, TrainingFile, TrainingJob
+from training.states import Status
+
+from . import sets
+from .models import BenchmarkSet
+from .services import ensure_builtin_sets, upload_set
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+def _sees_everything(user) -> bool:
+    return bool(user.is_staff)
+
+
+def _own(queryset: QuerySet, user) -> QuerySet:
+    return queryset if _sees_everything(user) else queryset.filter(created_by=user)
+
+
+class BenchmarkSetSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                         help_text="Empty for the built-in sets.")
+    datasets = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    templates = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    jobs = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = BenchmarkSet
+        fields = ["id", "kind", "name", "version", "description", "owner", "is_builtin", "sha256", "item_count",
+                  "source_name", "datasets", "templates", "jobs", "created_at"]
+        read_only_fields = fields
+
+
+class BenchmarkSetDetailSerializer(BenchmarkSetSerializer):
+    items = serializers.ListField(child=serializers.DictField(), read_only=True)
+    characteristics = serializers.ListField(child=serializers.DictField(), read_only=True)
+
+    class Meta(BenchmarkSetSerializer.Meta):
+        fields = [*BenchmarkSetSerializer.Meta.fields, "characteristics", "items"]
+        read_only_fields = fields
+
+
+class BenchmarkSetUploadSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=BenchmarkSet.Kind.choices)
+    name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", max_length=100,
+                                  error_messages={"invalid": "use letters, digits, '.', '_' and '-' (up to 100)"})
+    version = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$", max_length=32, default="1",
+                                     error_messages={"invalid": "use letters, digits, '.', '_', '+' and '-' (up to 32)"})
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    file = serializers.FileField(help_text="The items, one JSON object per line (docs/validation.md).")
+    rubric = serializers.FileField(required=False, help_text="Brand voice only: the rubric (JSON).")
+    datasets = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+    templates = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list)
+    jobs = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+
+    def validate_file(self, value):
+        if value.size > MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(f"is {value.size:,} bytes; a set may be at most {MAX_UPLOAD_BYTES:,}")
+        return value
+
+    validate_rubric = validate_file
+
+    def _visible(self, model_queryset: QuerySet, ids: list[Any], field: str) -> list[Any]:
+        found = list(model_queryset.filter(pk__in=ids))
+        missing = sorted({str(i) for i in ids} - {str(o.pk) for o in found})
+        if missing:
+            raise serializers.ValidationError({field: f"not found: {', '.join(missing)}"})
+        return found
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = self.context["request"].user
+        if attrs["kind"] == sets.BRAND_VOICE and not attrs.get("rubric"):
+            raise serializers.ValidationError({"rubric": "a brand-voice set needs its rubric (JSON) as well as its prompts"})
+        attrs["datasets"] = self._visible(_own(TrainingFile.objects.all(), user), attrs["datasets"], "datasets")
+        attrs["templates"] = self._visible(_own(ConfigurationTemplate.objects.all(), user), attrs["templates"], "templates")
+        jobs = self._visible(TrainingJob.objects.visible_to(user), attrs["jobs"], "jobs")
+        started = [str(j.pk) for j in jobs if j.status != Status.PENDING]
+        if started:
+            raise serializers.ValidationError({"jobs": f"already started, validated with the sets they began with: {', '.join(started)}"})
+        attrs["jobs"] = jobs
+        return attrs
+
+
+class BenchmarkSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                          mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Benchmark sets: the built-in Elena sets and your own, in the same formats."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+    filterset_fields = ["kind", "is_builtin"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return BenchmarkSet.objects.none()
+        ensure_builtin_sets()  # listed from the first request on, not only once a job has used them
+        return BenchmarkSet.objects.visible_to(self.request.user).select_related("owner").prefetch_related(
+            "datasets", "templates", "jobs")
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return BenchmarkSetUploadSerializer
+        return BenchmarkSetDetailSerializer if self.action == "retrieve" else BenchmarkSetSerializer
+
+    @extend_schema(request={"multipart/form-data": BenchmarkSetUploadSerializer},
+                   responses={201: BenchmarkSetDetailSerializer})
+    def create(self, request, *args, **kwargs):
+        upload = BenchmarkSetUploadSerializer(data=request.data, context={"request": request})
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        rubric = data.get("rubric")
+        try:
+            row = upload_set(user=request.user, kind=data["kind"], name=data["name"], version=data["version"],
+                             description=data["description"], data=data["file"].read(), file_name=data["file"].name,
+                             rubric=rubric.read() if rubric else None, rubric_name=rubric.name if rubric else "")
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        row.datasets.set(data["datasets"])
+        row.templates.set(data["templates"])
+        row.jobs.set(data["jobs"])
+        return Response(BenchmarkSetDetailSerializer(row).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: BenchmarkSet) -> None:
+        if instance.is_builtin:
+            raise exceptions.PermissionDenied("the built-in sets cannot be deleted")
+        if instance.owner_id != self.request.user.id and not _sees_everything(self.request.user):
+            raise exceptions.NotFound()
+        if instance.validations.exists():
+            raise Conflict("jobs were validated with this set; it is kept so their reports can name it. "
+                           "Upload a new version instead.")
+        instance.delete()

@@ -1,0 +1,194 @@
+"""Benchmark sets, the suite a job is validated with, its replies and what they scored.
+
+A job's validation is one JobValidation: the sets it used (frozen when its first attempt is
+configured), the worker's raw results, and the summary the API and dashboard show. The
+emotional-intelligence and brand-voice replies are rows of their own (ValidationReply) so
+people and the judge can score them one at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from . import sets
+
+
+def can_score(user) -> bool:
+    """QA: the `validation.score_replies` permission, or membership of VALIDATION_QA_GROUP."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.has_perm("validation.score_replies") or user.groups.filter(name=settings.VALIDATION_QA_GROUP).exists()
+
+
+class BenchmarkSetQuerySet(models.QuerySet):
+    def visible_to(self, user) -> BenchmarkSetQuerySet:
+        """Built-in sets and the user's own (staff see every set)."""
+        if user.is_staff:
+            return self
+        return self.filter(Q(owner__isnull=True) | Q(owner=user))
+
+
+class BenchmarkSet(models.Model):
+    """One versioned benchmark: the built-in Elena sets, or a user's upload in the same format."""
+
+    class Kind(models.TextChoices):
+        EMOTIONAL_INTELLIGENCE = sets.EMOTIONAL_INTELLIGENCE, "Emotional intelligence"
+        KNOWLEDGE_RETENTION = sets.KNOWLEDGE_RETENTION, "Knowledge retention"
+        BRAND_VOICE = sets.BRAND_VOICE, "Brand voice"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=32, default="1")
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="benchmark_sets", help_text="Empty for the built-in sets.")
+    is_builtin = models.BooleanField(default=False, editable=False)
+    sha256 = models.CharField(max_length=64, editable=False, help_text="Of the bytes parsed (and the rubric's).")
+    content = models.JSONField(default=dict, editable=False, help_text="The checked items (and rubric).")
+    item_count = models.PositiveIntegerField(default=0, editable=False)
+    source_name = models.CharField(max_length=255, blank=True, editable=False)
+
+    # Where a set applies; the most specific wins: job, then template, then dataset, then built-in.
+    datasets = models.ManyToManyField("training.TrainingFile", blank=True, related_name="benchmark_sets")
+    templates = models.ManyToManyField("training.ConfigurationTemplate", blank=True, related_name="benchmark_sets")
+    jobs = models.ManyToManyField("training.TrainingJob", blank=True, related_name="benchmark_sets",
+                                  help_text="Jobs not yet started that should use this set.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BenchmarkSetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["kind", "name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "kind", "name", "version"], name="benchmark_set_unique_version"),
+            models.UniqueConstraint(fields=["kind", "name", "version"], condition=Q(owner__isnull=True),
+                                    name="builtin_benchmark_set_unique_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version} ({self.get_kind_display()}, {self.item_count} items)"
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.content.get("items", []))
+
+    @property
+    def characteristics(self) -> list[dict[str, Any]]:
+        return list(self.content.get("characteristics", []))
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        return next((i for i in self.items if i.get("id") == item_id), None)
+
+    def identity(self) -> dict[str, str]:
+        """What a report names: enough to find these exact items again."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    def worker_payload(self) -> dict[str, Any]:
+        return {**self.identity(), **self.content}
+
+    def replace_content(self, parsed: sets.ParsedSet, source_name: str = "") -> None:
+        if parsed.kind != self.kind:
+            raise ValueError(f"a {self.kind} set cannot take {parsed.kind} items")
+        self.content = parsed.content()
+        self.sha256 = parsed.sha256
+        self.item_count = len(parsed.items)
+        self.source_name = source_name[:255]
+
+
+class JobValidation(models.Model):
+    """The validation of one job: its suite, the worker's results, the summary of them."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the worker"
+        COMPLETE = "complete", "Complete"
+        PARTIAL = "partial", "Partly complete"  # an evaluator failed; the others' results stand
+        FAILED = "failed", "Failed"
+
+    job = models.OneToOneField("training.TrainingJob", on_delete=models.CASCADE, related_name="validation")
+    sets = models.ManyToManyField(BenchmarkSet, blank=True, related_name="validations")
+    system_prompt = models.TextField(blank=True, help_text="Empty: the worker uses the training data's own.")
+    suite_key = models.CharField(max_length=512, blank=True, help_text="Storage key of the suite sent to the worker.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    worker_results = models.JSONField(default=dict, blank=True, editable=False,
+                                      help_text="The worker's validation_results, as reported.")
+    summary = models.JSONField(default=dict, blank=True, editable=False,
+                               help_text="Per benchmark: base, trained, change, interval, threshold, pass.")
+    judge_usage = models.JSONField(default=dict, blank=True, editable=False,
+                                   help_text="The judge's last run: model, calls, tokens, cost, items scored and skipped.")
+    received_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"validation of {self.job_id} ({self.get_status_display()})"
+
+    def set_of(self, kind: str) -> BenchmarkSet | None:
+        return next((s for s in self.sets.all() if s.kind == kind), None)
+
+    def evaluator(self, name: str) -> dict[str, Any]:
+        result = (self.worker_results or {}).get(name)
+        return result if isinstance(result, dict) else {}
+
+
+class ValidationReply(models.Model):
+    """One benchmark item's base and trained replies, and what the rules found in each."""
+
+    validation = models.ForeignKey(JobValidation, on_delete=models.CASCADE, related_name="replies")
+    benchmark = models.CharField(max_length=32, choices=BenchmarkSet.Kind.choices)
+    item_id = models.CharField(max_length=64)
+    position = models.PositiveIntegerField(default=0, help_text="The item's place in its set.")
+    base_reply = models.TextField(blank=True)
+    trained_reply = models.TextField(blank=True)
+    base_hit_cap = models.BooleanField(default=False)
+    trained_hit_cap = models.BooleanField(default=False)
+    automatic = models.JSONField(default=dict, blank=True,
+                                 help_text="{base: {check: bool|null}, trained: {...}, reference_nll: {...}}")
+
+    class Meta:
+        ordering = ["validation", "benchmark", "position"]
+        constraints = [models.UniqueConstraint(fields=["validation", "benchmark", "item_id"],
+                                               name="validation_reply_unique_item")]
+
+    def __str__(self) -> str:
+        return f"{self.benchmark} {self.item_id}"
+
+
+class ReplyScore(models.Model):
+    """Scores one scorer gave one reply: a person (blind, through the scoring page), the judge
+    model, or the rules. `criteria` maps a criterion (empathy, clarity, appropriateness; or a
+    brand-voice characteristic) to 1-5."""
+
+    class Variant(models.TextChoices):
+        BASE = "base"
+        TRAINED = "trained"
+
+    reply = models.ForeignKey(ValidationReply, on_delete=models.CASCADE, related_name="scores")
+    variant = models.CharField(max_length=8, choices=Variant.choices)
+    scorer = models.CharField(max_length=128, help_text="'people', 'judge:<model>' or 'automatic'.")
+    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="validation_scores", help_text="The person, for people's scores.")
+    criteria = models.JSONField(default=dict)
+    note = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="The judge's reason, tokens and cost.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["reply", "variant", "scorer"]
+        permissions = [("score_replies", "Can score validation replies (QA)")]
+        constraints = [models.UniqueConstraint(fields=["reply", "variant", "scorer", "evaluator"],
+                                               name="reply_score_unique_scorer")]
+
+    def __str__(self) -> str:
+        return f"{self.scorer} on {self.reply} ({self.variant})"
+
+    def mean(self) -> float | None:
+        values = [v for v in self.criteria.values() if isinstance(v, int | float)]
+        return sum(values) / len(values) if values else None
