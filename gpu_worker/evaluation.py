@@ -313,8 +313,8 @@ def knowledge_retention(ctx: EvalContext, progress: UnitProgress) -> dict[str, A
 
 
 def mcq_accuracy(items: Sequence[dict[str, Any]], model: str = "trained") -> tuple[float, float]:
-    """(acc, acc_norm) of knowledge_retention items, as the harness computes them (for tests and
-    the log line; the control plane computes its own)."""
+    """(acc, acc_norm) of knowledge_retention items of one model, as the harness computes them
+    (a reference for tests and scripts; the control plane computes its own)."""
     if not items:
         return 0.0, 0.0
     acc = norm = 0
