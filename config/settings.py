@@ -306,7 +306,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # A job's tier and each of its attempts' tiers are one choice set: one name in the schema.
-    "ENUM_NAME_OVERRIDES": {"PricingTierEnum": "training.models.TrainingJob.PricingTier"},
+    "ENUM_NAME_OVERRIDES": {"PricingTierEnum": "training.models.TrainingJob.PricingTier",
+                            "BenchmarkKindEnum": "validation.models.BenchmarkSet.Kind"},
     # The docs pages load their JS/CSS from our static files, not a CDN: /api/docs/ renders with no
     # internet (drf-spectacular-sidecar ships the builds).
     "SWAGGER_UI_DIST": "SIDECAR",

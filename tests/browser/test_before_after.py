@@ -26,6 +26,12 @@ PASSWORD = "pw-ada-123"
 SYSTEM = "You are Elena, a financial planner."
 
 
+@pytest.fixture(autouse=True)
+def whole_sets(settings):
+    """Every item of the sets, whatever scripts/test.sh caps end-to-end jobs to."""
+    settings.VALIDATION_MAX_ITEMS = 0
+
+
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
     import torch

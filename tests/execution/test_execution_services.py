@@ -141,6 +141,10 @@ def test_a_job_cancelled_during_launch_has_its_new_worker_stopped(make_job, monk
     job = make_job()
     launching.launch_attempt(str(job.pk))
     ref = json.loads((work_dir(job.pk, 1) / "worker.pid").read_text())
+    # The stop sends SIGTERM and leaves escalation to the supervisor; on a loaded machine the
+    # group may take a moment to go, so wait as the product does (within the grace period).
+    job.refresh_from_db()
+    assert LocalExecutor().wait_stopped(job, timeout=30)
     assert group_members(ref["pgid"]) == []
 
 
