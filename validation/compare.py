@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
@@ -38,7 +39,7 @@ from core import humanize
 from training.models import TrainingJob
 
 from . import playground, rules, sets
-from .models import JobValidation
+from .models import JobValidation, ReplyScore, can_score
 from .services import reply_pairs
 from .summary import EI_CRITERIA, LABELS, ORDER
 
@@ -361,9 +362,33 @@ def compare_items(job: TrainingJob, validation: JobValidation, benchmark: str = 
     return items
 
 
+def blind_scoring_left(validation: JobValidation | None, user) -> tuple[int, int]:
+    """(scenarios this evaluator has scored blind, scenarios in all), for a member of the QA group
+    or anyone who has begun scoring this validation; (0, 0) for everyone else (an admin who never
+    scores is not asked). This page says which reply is the trained one."""
+    if validation is None or not can_score(user):
+        return 0, 0
+    replies = validation.replies.filter(benchmark=sets.EMOTIONAL_INTELLIGENCE)
+    mine = ReplyScore.objects.filter(reply__in=replies, scorer="people", evaluator=user)
+    base = set(mine.filter(variant=ReplyScore.Variant.BASE).values_list("reply_id", flat=True))
+    trained = set(mine.filter(variant=ReplyScore.Variant.TRAINED).values_list("reply_id", flat=True))
+    done = len(base & trained)
+    if not done and not user.groups.filter(name=settings.VALIDATION_QA_GROUP).exists():
+        return 0, 0
+    return done, replies.count()
+
+
 def compare_view(model_admin, request, object_id: str):
     job = job_for(model_admin, request, object_id)
     validation = JobValidation.objects.filter(job=job).prefetch_related("sets").first()
+    done, total = blind_scoring_left(validation, request.user)
+    if done < total and request.GET.get("reveal") != "1":
+        # A QA evaluator who has not finished would lose the blindness of the scenarios left.
+        context = {**_context(model_admin, request, job, validation, f"Before and after: {job.name}", "compare"),
+                   "done": done, "total": total,
+                   "score_url": reverse("admin:validation_jobvalidation_score", args=[validation.pk]),
+                   "reveal_url": f"{request.path}?reveal=1"}
+        return TemplateResponse(request, "admin/validation/compare/blind_first.html", context)
     benchmark = request.GET.get("benchmark", "")
     benchmark = benchmark if benchmark in BENCHMARKS else ""
     sort = request.GET.get("sort", "position")
@@ -380,6 +405,7 @@ def compare_view(model_admin, request, object_id: str):
         "items": items, "benchmark": benchmark, "sort": sort, "sorts": SORTS,
         "benchmarks": [(k, LABELS[k], counts.get(k, 0)) for k in BENCHMARKS], "total": sum(counts.values()),
         "scored_by": sorted({d.scorer for i in items if (d := i.difference)}),
+        "revealed": request.GET.get("reveal") == "1",  # kept through the filters
     }
     return TemplateResponse(request, "admin/validation/compare/compare.html", context)
 

@@ -189,3 +189,20 @@ def test_a_job_without_results_says_so(job, staff):
     suite_of(job)  # the first attempt is configured: a pending validation
     content = client.get(url(job)).content.decode()
     assert "Waiting for the worker&#x27;s results." in content and "No replies yet" in content
+
+
+def test_a_qa_evaluator_still_scoring_is_asked_before_the_replies_are_unblinded(job, validated, django_user_model):
+    from django.contrib.auth.models import Group, Permission
+
+    qa = django_user_model.objects.create_user("quill", "quill@example.com", "pw", is_staff=True)
+    qa.groups.add(Group.objects.get_or_create(name="QA")[0])
+    qa.user_permissions.add(Permission.objects.get(codename="view_jobvalidation"))
+    first = validated.replies.filter(benchmark="emotional_intelligence").first()
+    for variant in ("base", "trained"):
+        ReplyScore.objects.create(reply=first, variant=variant, scorer="people", evaluator=qa,
+                                  criteria={"empathy": 3, "clarity": 3, "appropriateness": 3})
+    page = logged_in(qa).get(url(job)).content.decode()
+    assert "You have scored 1 of 50 scenarios blind." in page and first.trained_reply not in page
+    assert 'id="continue-scoring"' in page
+    revealed = logged_in(qa).get(url(job, reveal=1)).content.decode()
+    assert first.trained_reply.split("\n")[0] in revealed
