@@ -330,7 +330,8 @@ class TrainingJobViewSet(
     )
     @action(detail=True, methods=["get"])
     def validation(self, request, pk=None):
-        return Response({"job": self.get_object().pk, **validation_overview(self.get_object())})
+        job = self.get_object()
+        return Response({"job": job.pk, **validation_overview(job)})
 
     @extend_schema(
         parameters=[OpenApiParameter("benchmark", str, enum=["emotional_intelligence", "brand_voice"],

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
-from . import compare, scoring, sets
+from . import compare, scoring
 from .models import BenchmarkSet, JobValidation, ValidationReply
+from .services import parse_upload, refuse_existing_version
 from .summary import ORDER
-
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
 class BenchmarkSetUploadForm(forms.ModelForm):
     file = forms.FileField(help_text="The items, one JSON object per line (docs/validation.md has each kind's fields).")
     rubric = forms.FileField(required=False, help_text="Brand voice only: the rubric, a JSON file.")
+    user = None  # the uploader, set by BenchmarkSetAdmin.get_form
 
     class Meta:
         model = BenchmarkSet
@@ -26,19 +25,12 @@ class BenchmarkSetUploadForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         upload, rubric = cleaned.get("file"), cleaned.get("rubric")
-        if not upload or not cleaned.get("kind"):
+        if not upload or not cleaned.get("kind") or not cleaned.get("name") or not cleaned.get("version"):
             return cleaned
-        for name, f in (("file", upload), ("rubric", rubric)):
-            if f is not None and f.size > MAX_UPLOAD_BYTES:
-                self.add_error(name, f"is {f.size:,} bytes; a set may be at most {MAX_UPLOAD_BYTES:,}")
-                return cleaned
-        try:
-            self.parsed = sets.parse_set(cleaned["kind"], upload.read(), rubric=rubric.read() if rubric else None,
-                                         file=upload.name, rubric_file=rubric.name if rubric else "")
-        except sets.SetError as exc:
-            field = "rubric" if any(p.field == "rubric" or (rubric and p.file == rubric.name) for p in exc.problems) else "file"
-            raise ValidationError({field: [str(p) for p in exc.problems]
-                                   + ([f"and {exc.more} more"] if exc.more else [])}) from exc
+        # The API's checks (services.parse_upload): size, then every problem by line and field.
+        self.parsed = parse_upload(cleaned["kind"], upload.read(), file_name=upload.name,
+                                   rubric=rubric.read() if rubric else None, rubric_name=rubric.name if rubric else "")
+        refuse_existing_version(self.user, cleaned["kind"], cleaned["name"], cleaned["version"])
         return cleaned
 
 
@@ -52,7 +44,7 @@ class BenchmarkSetAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
-            kwargs["form"] = BenchmarkSetUploadForm
+            kwargs["form"] = type("BenchmarkSetUploadForm", (BenchmarkSetUploadForm,), {"user": request.user})
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):

@@ -24,9 +24,7 @@ from training.states import Status
 
 from . import sets
 from .models import BenchmarkSet
-from .services import ensure_builtin_sets, upload_set
-
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+from .services import MAX_SET_BYTES, ensure_builtin_sets, upload_set
 
 
 def _sees_everything(user) -> bool:
@@ -74,8 +72,8 @@ class BenchmarkSetUploadSerializer(serializers.Serializer):
     jobs = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
 
     def validate_file(self, value):
-        if value.size > MAX_UPLOAD_BYTES:
-            raise serializers.ValidationError(f"is {value.size:,} bytes; a set may be at most {MAX_UPLOAD_BYTES:,}")
+        if value.size > MAX_SET_BYTES:  # refused before it is read (services.parse_upload checks again)
+            raise serializers.ValidationError(f"is {value.size:,} bytes; a set may be at most {MAX_SET_BYTES:,}")
         return value
 
     validate_rubric = validate_file

@@ -184,18 +184,36 @@ def record_validation_results(event: JobEvent) -> JobValidation | None:
     return validation
 
 
-def upload_set(*, user, kind: str, name: str, version: str, data: bytes, file_name: str = "",
-               rubric: bytes | None = None, rubric_name: str = "", description: str = "") -> BenchmarkSet:
-    """A user's own benchmark set; ValidationError names the line and field of every problem."""
+# The largest set file (or rubric) an upload may be: the Elena sets are 150 KB together.
+MAX_SET_BYTES = 5 * 1024 * 1024
+
+
+def parse_upload(kind: str, data: bytes, *, file_name: str = "", rubric: bytes | None = None,
+                 rubric_name: str = "") -> sets.ParsedSet:
+    """An uploaded set checked; ValidationError names the field (file or rubric) and, in each
+    message, the line and field of every problem. The admin form and the API both call this."""
     if kind not in sets.KINDS:
         raise ValidationError({"kind": f"use one of {', '.join(sets.KINDS)}"})
+    for field, content in (("file", data), ("rubric", rubric)):
+        if content is not None and len(content) > MAX_SET_BYTES:
+            raise ValidationError({field: f"is {len(content):,} bytes; a set may be at most {MAX_SET_BYTES:,}"})
     try:
-        parsed = sets.parse_set(kind, data, rubric=rubric, file=file_name, rubric_file=rubric_name)
+        return sets.parse_set(kind, data, rubric=rubric, file=file_name, rubric_file=rubric_name)
     except sets.SetError as exc:
         field = "rubric" if any(p.field == "rubric" or (p.file and p.file == rubric_name) for p in exc.problems) else "file"
         raise ValidationError({field: [str(p) for p in exc.problems] + ([f"and {exc.more} more"] if exc.more else [])}) from exc
+
+
+def refuse_existing_version(user, kind: str, name: str, version: str) -> None:
     if BenchmarkSet.objects.filter(owner=user, kind=kind, name=name, version=version).exists():
         raise ValidationError({"version": f"you already have {name} version {version}; give this one a new version"})
+
+
+def upload_set(*, user, kind: str, name: str, version: str, data: bytes, file_name: str = "",
+               rubric: bytes | None = None, rubric_name: str = "", description: str = "") -> BenchmarkSet:
+    """A user's own benchmark set; ValidationError names the line and field of every problem."""
+    parsed = parse_upload(kind, data, file_name=file_name, rubric=rubric, rubric_name=rubric_name)
+    refuse_existing_version(user, kind, name, version)
     row = BenchmarkSet(owner=user, kind=kind, name=name, version=version, description=description)
     row.replace_content(parsed, file_name)
     row.save()

@@ -176,7 +176,7 @@ def retention_summary(validation: JobValidation) -> dict[str, Any]:
     base_ok, trained_ok, base_norm, trained_norm, item_topics = [], [], [], [], []
     for item in result.get("items") or []:
         try:
-            key = stats_letters_index(item["answer"])
+            key = sets.LETTERS.index(item["answer"])
             base, trained = item["base"], item["trained"]
             base_ok.append(stats.choice_index(base["loglik"]) == key)
             trained_ok.append(stats.choice_index(trained["loglik"]) == key)
@@ -205,10 +205,6 @@ def retention_summary(validation: JobValidation) -> dict[str, Any]:
              "headline": (f"accuracy {humanize.percent(base_acc * 100)} → {humanize.percent(trained_acc * 100)}"
                           + (f", {humanize.percent(value)} of base" if value is not None else ""))}
     return _finish(sets.KNOWLEDGE_RETENTION, entry, stats.RETENTION_MIN_PCT, side=_accuracy)
-
-
-def stats_letters_index(letter: str) -> int:
-    return sets.LETTERS.index(letter)
 
 
 def brand_voice_summary(validation: JobValidation, replies: list[ValidationReply]) -> dict[str, Any]:
