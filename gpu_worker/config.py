@@ -74,7 +74,7 @@ class WorkerConfig:
     validation_max_samples: int | None = field(default=None, metadata={"help": "Cap on held-out samples the evaluators use (null: all)."})
     validation_suite: str | None = field(default=None, metadata={"help": "The validation suite (benchmark sets, docs/worker-contract.md): a local JSON path, or an http(s) URL the control plane signed; null: only perplexity runs, the other evaluators report skipped. Checked in preprocessing, before the model loads."})
     validation_max_new_tokens: int = field(default=192, metadata={"help": "Cap on the tokens generated per reply by the emotional_intelligence and brand_voice evaluators (greedy decoding)."})
-    validation_batch_size: int | None = field(default=None, metadata={"help": "Prompts per generation batch, questions per multiple-choice batch (null: 8 on CPU, 16 on CUDA)."})
+    validation_batch_size: int | None = field(default=None, metadata={"help": "Prompts per generation batch, questions per multiple-choice batch (null: 32 on CPU, 16 on CUDA)."})
     # Testing hooks
     memory_limit_mb: int | None = field(default=None, metadata={"help": "Enforced cap on accelerator/host memory for this process; exceeding it raises a real out-of-memory error (used to test OOM handling)."})
 
