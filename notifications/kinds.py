@@ -104,6 +104,8 @@ def kind_of(facts: EventFacts) -> Kind | None:
         return Kind.RECOVERED
     if facts.event_type == "milestone" and facts.milestone_percent in (25, 50, 75, 100):
         return Kind.MILESTONE
+    if facts.event_type == "validation_finished":
+        return Kind.VALIDATION_FINISHED
     if facts.event_type == "anomaly":
         critical = facts.anomaly_kind in CRITICAL_ANOMALIES or facts.severity == "critical"
         return Kind.ANOMALY_CRITICAL if critical else Kind.ANOMALY

@@ -44,7 +44,8 @@ EYEBROWS = {Kind.COMPLETED: "Job completed", Kind.FAILED: "Job failed", Kind.CAN
             Kind.INTERRUPTED: "Interrupted", Kind.RECOVERED: "Recovered", Kind.MILESTONE: "Milestone",
             Kind.ANOMALY_CRITICAL: "Critical anomaly", Kind.ANOMALY: "Trend finding",
             Kind.COST_OVER_ESTIMATE: "Cost over estimate", Kind.BUDGET_THRESHOLD: "Budget threshold",
-            Kind.APPROVED: "Model approved", Kind.REJECTED: "Model rejected"}
+            Kind.APPROVED: "Model approved", Kind.REJECTED: "Model rejected",
+            Kind.VALIDATION_FINISHED: "Validation finished"}
 ANOMALY_WORDS = {"divergence": "divergence", "spike": "loss spike", "loss_spike": "loss spike",
                  "heartbeat_stale": "stale heartbeat", "new_best": "new best", "overfitting": "overfitting",
                  "plateau": "plateau", "stall": "stall"}
@@ -551,8 +552,32 @@ def cost_over_estimate(notification: Notification, job: TrainingJob, event: JobE
         metadata={"actual_cost": _money(actual), "cost_estimate": _money(estimate), "percent_over": over})
 
 
+def validation_finished(notification: Notification, job: TrainingJob, event: JobEvent | None) -> Content:
+    """The validation suite's table: each benchmark base → trained, its change and verdict."""
+    payload = told(event) or notification.payload or {}
+    rows = [r for r in payload.get("benchmarks") or [] if isinstance(r, dict)]
+    passed = payload.get("passed")
+    meeting = sum(1 for r in rows if r.get("passed"))
+    verdict = ("passed every threshold" if passed else f"{meeting} of {len(rows)} thresholds met" if rows
+               else "no results")
+    highlights = [Row(str(r.get("label", "")), f"{r.get('base', '—')} → {r.get('trained', '—')}",
+                      f"{r.get('change', '—')} · {r.get('verdict', '')}",
+                      "good" if r.get("passed") else "bad" if r.get("passed") is False else "")
+                  for r in rows]
+    scorers = section("Scored By", *(row(str(r.get("label", "")), str(r.get("scorer", "")),
+                                         "provisional" if r.get("provisional") else "") for r in rows))
+    return Content(
+        kind=notification.kind, icon="🧪", tone="green" if passed else "amber" if passed is False else "blue",
+        subject=f"Validation {verdict}: {job.name}", title=job.name,
+        intro=str(payload.get("message") or "The validation suite has finished."),
+        highlights=highlights, sections=sections(scorers, overview(job)),
+        actions=[("See before and after", site_url() + reverse("admin:validation_jobvalidation_compare",
+                                                                args=[job.pk])), dashboard_action(job)],
+        metadata={"passed": passed, "benchmarks": rows, "judge_error": payload.get("judge_error") or ""})
+
+
 def generic(notification: Notification, job: TrainingJob | None, event: JobEvent | None) -> Content:
-    """Budgets, validation and reviews: a label, the payload's message and its other figures."""
+    """Budgets and reviews: a label, the payload's message and its other figures."""
     payload = dict(notification.payload or {})
     label = EYEBROWS.get(notification.kind) or str(LABELS.get(notification.kind, notification.kind))
     message = str(payload.pop("message", "") or told(event).get("message", ""))
@@ -569,7 +594,8 @@ def generic(notification: Notification, job: TrainingJob | None, event: JobEvent
 
 BUILDERS = {Kind.COMPLETED: completed, Kind.FAILED: failed, Kind.CANCELLED: cancelled, Kind.INTERRUPTED: interrupted,
             Kind.RECOVERED: recovered, Kind.MILESTONE: milestone, Kind.ANOMALY_CRITICAL: anomaly,
-            Kind.ANOMALY: anomaly, Kind.COST_OVER_ESTIMATE: cost_over_estimate}
+            Kind.ANOMALY: anomaly, Kind.COST_OVER_ESTIMATE: cost_over_estimate,
+            Kind.VALIDATION_FINISHED: validation_finished}
 
 
 def _money(value: Any) -> str | None:

@@ -862,6 +862,7 @@ class JobEvent(models.Model):
         RESUMED = "resumed"
         ERROR = "error"
         VALIDATION_RESULTS = "validation_results"
+        VALIDATION_FINISHED = "validation_finished"
         COMPLETED = "completed"
         LAUNCHED = "launched"
         POD_STATE = "pod_state"

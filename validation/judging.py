@@ -19,7 +19,7 @@ from django.db import transaction
 
 from . import judge, sets
 from .models import JobValidation, ReplyScore, ValidationReply
-from .summary import refresh_summary
+from .summary import announce_finished, refresh_summary
 
 logger = logging.getLogger("validation")
 
@@ -78,4 +78,5 @@ def judge_replies(job_id: Any, *, config: judge.JudgeConfig | None = None) -> di
         validation.judge_usage = {**usage, "model": config.model, "scored": scored, "skipped": skipped,
                                   "error": error}
         refresh_summary(validation, save_fields=["judge_usage"])
+        announce_finished(validation, judge_error=error)
     return {"scored": scored, "skipped": skipped, "error": error, "usage": usage}

@@ -26,7 +26,7 @@ from training.services.worker_config import storage_location
 
 from . import judging, rules, sets, tasks
 from .models import BenchmarkSet, JobValidation, ValidationReply
-from .summary import refresh_summary
+from .summary import announce_finished, refresh_summary
 
 logger = logging.getLogger("validation")
 
@@ -175,6 +175,8 @@ def record_validation_results(event: JobEvent) -> JobValidation | None:
     if judging.judge_config() is not None and validation.replies.exists():
         job_id = str(event.job_id)
         transaction.on_commit(lambda: tasks.judge_job_replies.delay(job_id))
+    else:  # with a judge, validation has finished once it has scored (judging.judge_replies)
+        announce_finished(validation, attempt=event.attempt)
     retention = validation.summary.get("benchmarks", {}).get(sets.KNOWLEDGE_RETENTION, {})
     if retention.get("passed") is False:
         record_event(event.job_id, JobEvent.Type.ANOMALY, source="validation", severity=JobEvent.Severity.CRITICAL,

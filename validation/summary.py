@@ -16,7 +16,8 @@ from django.db import transaction
 
 from artifacts.models import ModelArtifact
 from core import humanize
-from training.models import TrainingJob
+from training.events import record_event
+from training.models import JobEvent, TrainingJob
 
 from . import rules, sets, stats
 from .models import JobValidation, ReplyScore, ValidationReply
@@ -337,3 +338,46 @@ def summary_lines(overview: dict[str, Any]) -> list[str]:
         lines.append(f"    {row['label']:<{width}}  {text.get('base', '—')} → {text.get('trained', '—')}  "
                      f"{text.get('change', '—')}  {text.get('verdict', '')}  [{row.get('scorer', '')}]")
     return lines
+
+
+def finished_payload(summary: dict[str, Any], *, judge_error: str = "") -> dict[str, Any]:
+    """What the "validation finished" event tells (notifications read only this): a sentence,
+    the verdict, and each benchmark's figures as people read them, in the table's order."""
+    benchmarks = summary.get("benchmarks", {})
+    rows = []
+    for key in ORDER:
+        entry = benchmarks.get(key)
+        if not entry:
+            continue
+        text = entry.get("text", {})
+        rows.append({"benchmark": key, "label": entry.get("label", LABELS[key]), "passed": entry.get("passed"),
+                     "base": text.get("base", "—"), "trained": text.get("trained", "—"),
+                     "change": text.get("change", "—"), "verdict": text.get("verdict", "not measured"),
+                     "scorer": entry.get("scorer", ""), "provisional": bool(entry.get("provisional"))})
+    passing = [r for r in rows if r["passed"]]
+    short = [r["label"] for r in rows if r["passed"] is False]
+    unmeasured = [r["label"] for r in rows if r["passed"] is None]
+    message = f"{len(passing)} of {len(rows)} benchmarks meet their thresholds."
+    if short:
+        message += f" Short: {_and([s.lower() for s in short])}."
+    if unmeasured:
+        message += f" Not measured: {_and([s.lower() for s in unmeasured])}."
+    if any(r["provisional"] for r in rows):
+        message += " Figures marked automatic are provisional until people or a judge score the replies."
+    if judge_error:
+        message += f" The judge could not score: {judge_error}"
+    return {"message": message, "passed": summary.get("passed"), "benchmarks": rows, "judge_error": judge_error}
+
+
+def _and(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def announce_finished(validation: JobValidation, *, attempt: int | None = None, judge_error: str = "") -> None:
+    """The "validation finished" job event: every automatic scorer (the worker's, the rules, the
+    judge where one is configured) has scored; people may still be scoring."""
+    payload = finished_payload(validation.summary, judge_error=judge_error)
+    severity = JobEvent.Severity.WARNING if judge_error else JobEvent.Severity.INFO
+    record_event(validation.job_id, JobEvent.Type.VALIDATION_FINISHED, source="validation",
+                 severity=severity, attempt=attempt, payload=payload)

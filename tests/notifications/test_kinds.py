@@ -25,6 +25,11 @@ def test_status_changes_map_to_their_kinds():
         assert kind_of(EventFacts("status_changed", new_status=status)) is None
 
 
+def test_validation_finished_is_its_own_kind():
+    assert kind_of(EventFacts("validation_finished")) == Kind.VALIDATION_FINISHED
+    assert kind_of(EventFacts("validation_results")) is None  # the worker's report: finished only once scored
+
+
 def test_anomalies_split_into_critical_and_normal():
     for kind in ("divergence", "spike"):
         assert kind_of(EventFacts("anomaly", anomaly_kind=kind)) == Kind.ANOMALY_CRITICAL

@@ -306,9 +306,9 @@ def test_the_other_job_kinds_render_every_part(make_job, kind):
     assert "elena v1" in message.subject and "20" in message.subject
 
 
-@pytest.mark.parametrize("kind", [Kind.BUDGET_THRESHOLD, Kind.VALIDATION_FINISHED, Kind.REVIEW_REQUESTED,
+@pytest.mark.parametrize("kind", [Kind.BUDGET_THRESHOLD, Kind.REVIEW_REQUESTED,
                                   Kind.APPROVED, Kind.REJECTED])
-def test_budget_validation_and_review_kinds_get_a_generic_message(make_job, kind):
+def test_budget_and_review_kinds_get_a_generic_message(make_job, kind):
     job = make_job()
     message = build_message(notify(job, kind, payload={"message": "Project budget 80% spent.", "spent": "800.00",
                                                        "budget": 1000, "threshold_percent": 80}))
@@ -316,6 +316,33 @@ def test_budget_validation_and_review_kinds_get_a_generic_message(make_job, kind
     assert message.subject == f"{EYEBROWS.get(kind) or LABELS[kind]}: elena v1"
     for part in (message.text, visible_text(message.html)):
         assert "Project budget 80% spent." in part and "$800.00" in part and "$1,000.00" in part and "80.0%" in part
+
+
+VALIDATION_ROWS = [
+    {"benchmark": "perplexity", "label": "Perplexity", "passed": True, "base": "17.86", "trained": "11.92",
+     "change": "33.3% better (31.0% to 35.4%)", "verdict": "Pass (≥ 30%)", "scorer": "automatic", "provisional": False},
+    {"benchmark": "emotional_intelligence", "label": "Emotional intelligence", "passed": False, "base": "3.1",
+     "trained": "3.9", "change": "25.8% better (18.2% to 33.0%)", "verdict": "Fail (needs ≥ 40%)",
+     "scorer": "judge:gpt-4.1", "provisional": False},
+    {"benchmark": "knowledge_retention", "label": "Knowledge retention", "passed": None, "base": "—", "trained": "—",
+     "change": "—", "verdict": "not measured", "scorer": "", "provisional": False},
+]
+
+
+def test_validation_finished_shows_each_benchmark_with_its_verdict(make_job):
+    job = make_job()
+    found = event(job, "validation_finished", payload={
+        "message": "1 of 3 benchmarks meet their thresholds.", "passed": False, "benchmarks": VALIDATION_ROWS})
+    message = build_message(notify(job, Kind.VALIDATION_FINISHED, found))
+    assert_complete(message, Kind.VALIDATION_FINISHED)
+    assert message.subject == "Validation 1 of 3 thresholds met: elena v1"
+    for part in (message.text, visible_text(message.html), slack_text(message.slack_blocks)):
+        assert "1 of 3 benchmarks meet their thresholds." in part
+        assert "17.86 → 11.92" in part and "33.3% better (31.0% to 35.4%)" in part
+        assert "Fail (needs ≥ 40%)" in part and "judge:gpt-4.1" in part
+    assert f"/admin/validation/jobvalidation/{job.pk}/compare/" in message.text
+    assert message.webhook_data["metadata"]["passed"] is False
+    assert message.webhook_data["metadata"]["benchmarks"][0]["trained"] == "11.92"
 
 
 def test_a_subject_is_one_line_of_at_most_200_characters(make_job):

@@ -8,6 +8,7 @@ import pytest
 
 from tests.validation.judge_standin import JudgeStandIn, rule_scores
 from tests.validation.results import GOOD, report, suite_of, worker_results
+from training.models import JobEvent
 from validation import sets
 from validation.judge import JudgeConfig
 from validation.judging import judge_replies
@@ -72,3 +73,16 @@ def test_without_a_judge_nothing_is_sent(job, monkeypatch, django_capture_on_com
     monkeypatch.delenv("LLM_JUDGE_BASE_URL", raising=False)
     report(job, worker_results(suite_of(job)), django_capture_on_commit_callbacks)
     assert judge_replies(job.pk)["reason"] == "no judge configured"
+
+
+def test_validation_finished_is_told_again_with_the_judges_figures(job, judge_api, django_capture_on_commit_callbacks):
+    report(job, worker_results(suite_of(job)), django_capture_on_commit_callbacks)
+    judge_replies(job.pk, config=config(judge_api))
+    judge_replies(job.pk, config=config(judge_api, api_key="sk-wrong-key-9999"))
+    told = JobEvent.objects.filter(job=job, event_type=JobEvent.Type.VALIDATION_FINISHED).order_by("pk")
+    automatic, judged, refused = (e.payload for e in told)
+    ei = {p["benchmark"]: p for p in judged["benchmarks"]}[sets.EMOTIONAL_INTELLIGENCE]
+    assert ei["scorer"] == "judge:standin-judge" and ei["provisional"] is False
+    assert {p["benchmark"]: p for p in automatic["benchmarks"]}[sets.EMOTIONAL_INTELLIGENCE]["provisional"] is True
+    assert refused["judge_error"] and "9999" in refused["message"] and "sk-wrong" not in refused["message"]
+    assert told.last().severity == JobEvent.Severity.WARNING

@@ -164,3 +164,28 @@ def test_a_capped_suite_sends_the_first_items(job, settings):
     suite = suite_of(job)
     assert [len(suite[k]["items"]) for k in sets.KINDS] == [2, 2, 2]
     assert suite[sets.KNOWLEDGE_RETENTION]["items"][0]["id"] == "kr-001"
+
+
+def test_validation_finished_is_told_once_with_every_benchmark(job, django_capture_on_commit_callbacks):
+    report(job, worker_results(suite_of(job), forgotten=10), django_capture_on_commit_callbacks)
+    event = JobEvent.objects.get(job=job, event_type=JobEvent.Type.VALIDATION_FINISHED)
+    payload = event.payload
+    assert [r["label"] for r in payload["benchmarks"]] == [
+        "Perplexity", "Emotional intelligence", "Knowledge retention", "Brand voice"]
+    assert payload["passed"] is False and event.severity == JobEvent.Severity.INFO
+    assert payload["message"].startswith("2 of 4 benchmarks meet their thresholds. "
+                                         "Short: perplexity and knowledge retention.")
+    assert "provisional" in payload["message"]
+    retention = payload["benchmarks"][2]
+    assert retention["passed"] is False and retention["verdict"].lower().startswith("fail")
+    assert retention["change"].endswith(")") and retention["scorer"] == "automatic (option log-likelihood)"
+
+
+def test_with_a_judge_validation_finishes_when_the_judge_has_scored(job, monkeypatch, django_capture_on_commit_callbacks):
+    monkeypatch.setenv("LLM_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LLM_JUDGE_MODEL", "standin-judge")
+    queued = []
+    monkeypatch.setattr("validation.tasks.judge_job_replies.delay", queued.append)
+    report(job, worker_results(suite_of(job)), django_capture_on_commit_callbacks)
+    assert queued == [str(job.pk)]
+    assert not JobEvent.objects.filter(job=job, event_type=JobEvent.Type.VALIDATION_FINISHED).exists()
