@@ -79,13 +79,14 @@ class DownloadAudit(models.Model):
         ADAPTERS = "adapters"
         METRICS = "metrics"
         DEPLOYMENT_PACKAGE = "deployment-package"
+        VALIDATION_REPORT = "validation-report"
 
     artifact = models.ForeignKey(ModelArtifact, on_delete=models.CASCADE, related_name="downloads")
     job = models.ForeignKey("training.TrainingJob", on_delete=models.CASCADE, related_name="downloads")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="artifact_downloads", help_text="Who the link was issued to.")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    format = models.CharField(max_length=8, blank=True)
+    format = models.CharField(max_length=8, blank=True, help_text="metrics: csv or json; validation-report: vN.")
     at = models.DateTimeField(default=timezone.now)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)

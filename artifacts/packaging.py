@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -50,8 +51,32 @@ PACKAGE_LAYOUT = 2
 STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
+UNNUMBERED_REPORT = "reports/validation_report.pdf"
+# Validation's numbered reports (validation.report writes them; the newest is the artifact's).
+REPORT_VERSION = re.compile(r"reports/validation_report_v([1-9][0-9]{0,5})\.pdf")
+
+
+def report_key(job_id, version: int) -> str:
+    """The storage key of a job's validation report number `version`."""
+    return storage.job_key(job_id, f"reports/validation_report_v{version}.pdf")
+
+
+def newest_report(rel_keys) -> str | None:
+    """Of a job's keys (relative to its prefix), the newest numbered report's, else the
+    unnumbered one's (a worker may upload its own), else None."""
+    numbered = [(int(m.group(1)), key) for key in rel_keys if (m := REPORT_VERSION.fullmatch(key))]
+    if numbered:
+        return max(numbered)[1]
+    return UNNUMBERED_REPORT if UNNUMBERED_REPORT in rel_keys else None
+
+
+
 class ExportError(ValueError):
     """An export that cannot be built (unknown kind or format)."""
+
+
+class ExportMissing(ExportError):
+    """An export that is not there to serve (a validation report not yet written)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,10 @@ def choose(kind: str, fmt: str | None = None) -> tuple[str, str]:
     other kinds with no format; ExportError for an unknown kind or metrics format."""
     if kind not in KINDS:
         raise ExportError(f"unknown artifact kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == DownloadAudit.Kind.VALIDATION_REPORT:
+        if fmt and not re.fullmatch(r"v[1-9][0-9]{0,5}", fmt):
+            raise ExportError("a report's version is v1, v2, ... (none: the newest)")
+        return kind, fmt or ""
     if kind != DownloadAudit.Kind.METRICS:
         return kind, ""
     fmt = "csv" if fmt is None else fmt
@@ -95,6 +124,13 @@ def export_for(artifact: ModelArtifact, kind: str, fmt: str = "") -> Export:
             ModelArtifact.objects.filter(pk=artifact.pk).update(deployment_package_path=export.key)
             artifact.deployment_package_path = export.key
         return export
+    if kind == DownloadAudit.Kind.VALIDATION_REPORT:
+        key = report_key(job.pk, int(fmt[1:])) if fmt else artifact.validation_report_path
+        if not key or not storage.exists(key):
+            raise ExportMissing(f"validation report {fmt} does not exist" if fmt else "no validation report yet")
+        number = REPORT_VERSION.search(key)
+        return Export(key, f"{base}-validation-report" + (f"-v{number.group(1)}" if number else "") + ".pdf",
+                      "application/pdf")
     export = Export(storage.job_key(job.pk, f"exports/metrics.{fmt}"), f"{base}-metrics.{fmt}",
                     "text/csv; charset=utf-8" if fmt == "csv" else "application/json")
     if not storage.exists(export.key):

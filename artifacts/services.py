@@ -32,9 +32,6 @@ ADAPTER_WEIGHTS = ("adapter/adapter_model.safetensors", "adapter/adapter_model.b
 ADAPTER_CONFIG = "adapter/adapter_config.json"
 METRICS_FILE = "reports/metrics.jsonl"
 SUMMARY_FILE = "reports/summary.json"
-VALIDATION_REPORT = "reports/validation_report.pdf"
-
-
 def register_artifacts(job_id) -> ModelArtifact | None:
     """Create or refresh the job's ModelArtifact from adapter/ and reports/ in storage."""
     job = TrainingJob.objects.filter(pk=job_id).first()
@@ -57,7 +54,7 @@ def register_artifacts(job_id) -> ModelArtifact | None:
         "adapter_files": adapter_files,
         "metrics_file_path": prefix + METRICS_FILE if METRICS_FILE in rel else "",
         "summary_file_path": prefix + SUMMARY_FILE if SUMMARY_FILE in rel else "",
-        "validation_report_path": prefix + VALIDATION_REPORT if VALIDATION_REPORT in rel else "",
+        "validation_report_path": prefix + report if (report := packaging.newest_report(rel)) else "",
         "metrics_summary": _summary(job, prefix + SUMMARY_FILE if SUMMARY_FILE in rel else None),
         "storage_bytes": sum(stored.values()),
         **_validation_fields(job),

@@ -1,4 +1,5 @@
-"""Downloads: signed 24-hour links to a completed job's adapter, metrics and deployment package.
+"""Downloads: signed 24-hour links to a completed job's adapter, metrics, deployment package and
+validation reports.
 
     GET /api/training/jobs/<id>/artifacts                   list, with sizes and signed links
     GET /api/training/jobs/<id>/download/<kind>[?format=]   {"url", "expires_at"} (or ?redirect=1)
@@ -116,8 +117,9 @@ class ArtifactListView(_JobArtifactView):
         files = [{"key": key[len(prefix):], "size_bytes": size}
                  for key, size in storage.list_keys(prefix)
                  if key[len(prefix):].startswith(("adapter/", "reports/", "exports/"))]
+        links = [*LINKS, *([(DownloadAudit.Kind.VALIDATION_REPORT, "")] if artifact.validation_report_path else [])]
         downloads = [{"kind": kind, "format": fmt or None, **signed_link(request, artifact.job_id, kind, fmt, request.user)}
-                     for kind, fmt in LINKS]
+                     for kind, fmt in links]
         return Response({
             "job_id": str(artifact.job_id),
             "adapter_size_bytes": artifact.adapter_size_bytes,
@@ -138,12 +140,13 @@ class ArtifactListView(_JobArtifactView):
 class DownloadLinkView(_JobArtifactView):
     @extend_schema(
         operation_id="job_download", tags=["artifacts"], responses={200: _LINK, 302: None, 409: None},
-        summary="A signed 24-hour link to the adapters, metrics or deployment package",
+        summary="A signed 24-hour link to the adapters, metrics, deployment package or validation report",
         parameters=[
             OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH,
                              enum=list(DownloadAudit.Kind.values)),
-            OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"],
-                             description="Metrics only; csv by default."),
+            OpenApiParameter("format", OpenApiTypes.STR,
+                             description="Metrics: csv (the default) or json. Validation report: "
+                                         "v1, v2, ... (the newest when left out)."),
             OpenApiParameter("redirect", OpenApiTypes.BOOL,
                              description="Answer 302 to the link instead of JSON."),
         ],
@@ -154,10 +157,14 @@ class DownloadLinkView(_JobArtifactView):
         try:
             kind, fmt = packaging.choose(kind, request.query_params.get("format"))
         except packaging.ExportError as exc:
-            raise exceptions.ValidationError({"format": "Use csv or json."}) from exc
+            hint = "Use csv or json." if kind == DownloadAudit.Kind.METRICS else f"{str(exc).capitalize()}."
+            raise exceptions.ValidationError({"format": hint}) from exc
         artifact = self.artifact(request, job_id)
         # Build the export now, so an error shows here rather than to whoever opens the link.
-        export = packaging.export_for(artifact, kind, fmt)
+        try:
+            export = packaging.export_for(artifact, kind, fmt)
+        except packaging.ExportMissing as exc:
+            raise exceptions.NotFound(f"{str(exc).capitalize()}.") from exc
         link = signed_link(request, artifact.job_id, kind, fmt, request.user)
         if request.query_params.get("redirect") in ("1", "true"):
             return HttpResponseRedirect(link["url"])
@@ -191,6 +198,8 @@ def serve_download(request: HttpRequest, job_id, token: str) -> HttpResponse:
         return JsonResponse({"detail": "No artifacts for this job."}, status=404)
     try:
         export = packaging.export_for(artifact, grant.kind, grant.fmt)
+    except packaging.ExportMissing as exc:
+        return JsonResponse({"detail": f"{str(exc).capitalize()}."}, status=404)
     except packaging.ExportError as exc:
         return _forbidden(str(exc))
     artifact.record_download(user, grant.kind, grant.fmt, ip=_client_ip(request),

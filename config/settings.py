@@ -393,6 +393,10 @@ VALIDATION_QA_GROUP = env.str("VALIDATION_QA_GROUP", default="QA")
 VALIDATION_MAX_ITEMS = env_int("VALIDATION_MAX_ITEMS", 0, minimum=0)
 # The playground's replies (validation/playground.py): greedy, at most this many new tokens each.
 VALIDATION_PLAYGROUND_MAX_NEW_TOKENS = env_int("VALIDATION_PLAYGROUND_MAX_NEW_TOKENS", 192, minimum=1)
+# How long a validation report's share link opens it without a login (days), unless its maker
+# chooses fewer or more (at most VALIDATION_SHARE_MAX_DAYS).
+VALIDATION_SHARE_DAYS = env_int("VALIDATION_SHARE_DAYS", 30, minimum=1)
+VALIDATION_SHARE_MAX_DAYS = env_int("VALIDATION_SHARE_MAX_DAYS", 365, minimum=1)
 
 # --- Training (continued) ----------------------------------------------------------------------
 

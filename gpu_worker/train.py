@@ -109,7 +109,7 @@ class _Job:
         self.uploader: Any = None
         self.model: Any = None
         self.trainer: Any = None
-        self.summary: dict[str, Any] = {}
+        self.summary: dict[str, Any] = {"versions": library_versions()}
         self.restore_memory_limit: Any = None
         self.model_path = config.base_model  # resolve_base_model's answer once preprocessing ran
         self.tokenizer: Any = None
@@ -838,3 +838,20 @@ def _worker_trainer_class() -> type:
                 self.processing_class = processing_class
 
     return WorkerTrainer
+
+
+# What a validation report's appendix names: the libraries that trained and evaluated the model.
+VERSIONED = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes")
+
+
+def library_versions() -> dict[str, str]:
+    """Python's version and each VERSIONED library's installed version (those installed)."""
+    from importlib import metadata
+
+    found = {"python": sys.version.split()[0]}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

@@ -4,11 +4,17 @@ and field) and each job's validation with its summary and replies."""
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from . import compare, scoring
-from .models import BenchmarkSet, JobValidation, ValidationReply
+from artifacts.views import signed_link
+from core import humanize
+from training.models import TrainingJob
+
+from . import compare, report_tasks, scoring
+from .models import BenchmarkSet, JobValidation, ValidationReply, ValidationReport
 from .services import parse_upload, refuse_existing_version
 from .summary import ORDER
 
@@ -100,9 +106,10 @@ class JobValidationAdmin(admin.ModelAdmin):
     list_display = ("job", "status", "verdict", "received_at")
     list_filter = ("status",)
     search_fields = ("job__name", "job__id")
-    readonly_fields = ("job", "status", "sets_used", "results_table", "received_at", "suite_key")
-    fields = ("job", "status", "system_prompt", "sets_used", "results_table", "received_at", "suite_key")
+    readonly_fields = ("job", "status", "sets_used", "results_table", "reports", "received_at", "suite_key")
+    fields = ("job", "status", "system_prompt", "sets_used", "results_table", "reports", "received_at", "suite_key")
     inlines = [ValidationReplyInline]
+    actions = ["make_report"]
     # Its object tools link to the scoring pages, the before/after view and the playground.
     change_form_template = "admin/validation/scoring/change_form.html"
 
@@ -111,7 +118,41 @@ class JobValidationAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         # The scoring pages (scoring.py) and the before/after view and playground (compare.py).
-        return [*scoring.scoring_urls(self), *compare.compare_urls(self), *super().get_urls()]
+        report = path("<str:object_id>/report/<int:version>/", self.admin_site.admin_view(self.report_view),
+                      name="validation_jobvalidation_report")
+        return [*scoring.scoring_urls(self), *compare.compare_urls(self), report, *super().get_urls()]
+
+    def report_view(self, request, object_id: str, version: int):
+        """A report version's PDF: a fresh signed download link (audited like every download)."""
+        validation = JobValidation.objects.filter(
+            pk=object_id, job__in=TrainingJob.objects.visible_to(request.user)).first() if object_id.isdigit() else None
+        if validation is None or not self.has_view_permission(request, validation):
+            raise Http404("No such job validation.")
+        if not ValidationReport.objects.filter(job_id=validation.job_id, version=version).exists():
+            raise Http404(f"This job has no report version {version}.")
+        return HttpResponseRedirect(signed_link(request, validation.job_id, "validation-report", f"v{version}",
+                                                request.user)["url"])
+
+    @admin.action(description="Make a new validation report")
+    def make_report(self, request, queryset):
+        made = [v for v in queryset if v.received_at is not None]
+        for validation in made:
+            report_tasks.generate_validation_report.delay(str(validation.job_id), ValidationReport.Reason.REQUESTED)
+        left = queryset.count() - len(made)
+        self.message_user(request, f"A new report was asked for {len(made)} job{'s' if len(made) != 1 else ''}."
+                          + (f" {left} without the worker's results yet were left out." if left else ""),
+                          messages.SUCCESS if made else messages.WARNING)
+
+    @admin.display(description="reports")
+    def reports(self, obj: JobValidation):
+        rows = [(reverse("admin:validation_jobvalidation_report", args=[obj.pk, r.version]), r.version,
+                 r.get_reason_display(), humanize.integer(r.size_bytes // 1024 or 1), f"{r.generated_at:%Y-%m-%d %H:%M}")
+                for r in ValidationReport.objects.filter(job_id=obj.job_id).order_by("-version")]
+        if not rows:
+            return "None yet: the first is made when validation finishes."
+        return format_html("<table><tr><th>version</th><th>why</th><th>size</th><th>made</th></tr>{}</table>",
+                           format_html_join("", '<tr><td><a href="{}">version {}</a></td><td>{}</td>'
+                                                '<td>{} KB</td><td>{}</td></tr>', rows))
 
     @admin.display(description="passed")
     def verdict(self, obj: JobValidation) -> str:

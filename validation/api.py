@@ -17,13 +17,14 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from core.api_errors import Conflict
 from training.models import ConfigurationTemplate, TrainingFile, TrainingJob
 from training.states import Status
 
-from . import sets
-from .models import BenchmarkSet
+from . import sets, share
+from .models import BenchmarkSet, ReportShare
 from .services import MAX_SET_BYTES, ensure_builtin_sets, upload_set
 
 
@@ -146,3 +147,97 @@ class BenchmarkSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
             raise Conflict("jobs were validated with this set; it is kept so their reports can name it. "
                            "Upload a new version instead.")
         instance.delete()
+
+
+# --- The validation report's share links ---------------------------------------------------
+
+
+class ReportShareSerializer(serializers.ModelSerializer):
+    state = serializers.SerializerMethodField(help_text="active, expired or revoked.")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    revoked_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    views = serializers.IntegerField(source="views.count", read_only=True, help_text="Openings, refused ones included.")
+
+    class Meta:
+        model = ReportShare
+        fields = ("id", "job", "hint", "state", "created_by", "created_at", "expires_at", "revoked_at", "revoked_by",
+                  "views")
+        read_only_fields = fields
+
+    def get_state(self, obj: ReportShare) -> str:
+        return obj.state()
+
+
+class NewReportShareSerializer(ReportShareSerializer):
+    url = serializers.CharField(read_only=True, help_text="The web view. Shown only now: keep it.")
+    pdf_url = serializers.CharField(read_only=True, help_text="The PDF. Shown only now.")
+
+    class Meta(ReportShareSerializer.Meta):
+        fields = (*ReportShareSerializer.Meta.fields, "url", "pdf_url")
+        read_only_fields = fields
+
+
+class ShareRequestSerializer(serializers.Serializer):
+    days = serializers.IntegerField(required=False, min_value=1, help_text="How long the link opens the report "
+                                    "(VALIDATION_SHARE_DAYS by default, at most VALIDATION_SHARE_MAX_DAYS).")
+
+    def validate_days(self, value: int) -> int:
+        from django.conf import settings
+
+        if value > settings.VALIDATION_SHARE_MAX_DAYS:
+            raise serializers.ValidationError(f"At most {settings.VALIDATION_SHARE_MAX_DAYS} days.")
+        return value
+
+
+def _visible_job(request, job_id) -> TrainingJob:
+    job = TrainingJob.objects.visible_to(request.user).filter(pk=job_id).first()
+    if job is None:
+        raise exceptions.NotFound("No such job.")
+    return job
+
+
+class JobReportSharesView(APIView):
+    """A job's report share links: list them, or make one (the job's owner or QA)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="job_report_shares", tags=["validation"], responses={200: ReportShareSerializer(many=True)},
+                   summary="The share links of a job's validation report (their URLs are shown only when made)")
+    def get(self, request, job_id):
+        job = _visible_job(request, job_id)
+        shares = ReportShare.objects.filter(job=job).select_related("created_by", "revoked_by").prefetch_related("views")
+        return Response(ReportShareSerializer(shares, many=True).data)
+
+    @extend_schema(operation_id="job_report_share_create", tags=["validation"], request=ShareRequestSerializer,
+                   responses={201: NewReportShareSerializer, 403: None, 404: None},
+                   summary="A link that opens the job's validation report without a login until it expires")
+    def post(self, request, job_id):
+        job = _visible_job(request, job_id)
+        body = ShareRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            made, token = share.issue_share(job, request.user, days=body.validated_data.get("days"))
+        except share.ShareRefused as exc:
+            raise exceptions.PermissionDenied(str(exc)) from exc
+        made.url = share.share_url(token, request)
+        made.pdf_url = share.share_url(token, request, pdf=True)
+        return Response(NewReportShareSerializer(made).data, status=status.HTTP_201_CREATED)
+
+
+class ReportShareRevokeView(APIView):
+    """Revoke a share link: its maker, the job's owner or QA."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="report_share_revoke", tags=["validation"], request=None,
+                   responses={200: ReportShareSerializer, 403: None, 404: None},
+                   summary="Revoke a validation report's share link (it answers 410 from now on)")
+    def post(self, request, pk):
+        found = ReportShare.objects.filter(pk=pk, job__in=TrainingJob.objects.visible_to(request.user)).first()
+        if found is None:
+            raise exceptions.NotFound("No such share link.")
+        try:
+            revoked = share.revoke_share(found, request.user)
+        except share.ShareRefused as exc:
+            raise exceptions.PermissionDenied(str(exc)) from exc
+        return Response(ReportShareSerializer(revoked).data)

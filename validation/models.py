@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from . import sets
 
@@ -192,3 +193,83 @@ class ReplyScore(models.Model):
     def mean(self) -> float | None:
         values = [v for v in self.criteria.values() if isinstance(v, int | float)]
         return sum(values) / len(values) if values else None
+
+
+class ValidationReport(models.Model):
+    """One numbered version of a job's validation report: the PDF in storage (the artifact's
+    downloads serve it) and the document it was drawn from (the shared web view shows it)."""
+
+    class Reason(models.TextChoices):
+        VALIDATION_FINISHED = "validation_finished", "validation finished"
+        SCORES_CHANGED = "scores_changed", "people's scores changed"
+        REQUESTED = "requested", "asked for"
+
+    job = models.ForeignKey("training.TrainingJob", on_delete=models.CASCADE, related_name="validation_reports")
+    version = models.PositiveIntegerField()
+    key = models.CharField(max_length=512, help_text="The PDF's storage key.")
+    size_bytes = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    # What the scores were when it was made: a report is remade only when they have changed.
+    scores_fingerprint = models.CharField(max_length=64, blank=True)
+    document = models.JSONField(default=dict, help_text="What the PDF shows, as rendered.")
+    generated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "-version"]
+        constraints = [models.UniqueConstraint(fields=["job", "version"], name="validation_report_unique_version")]
+
+    def __str__(self) -> str:
+        return f"validation report v{self.version} of {self.job_id}"
+
+
+class ReportShare(models.Model):
+    """A link that shows a job's validation report (the web view and the PDF) without a login,
+    until it expires or is revoked. Only the token's SHA-256 is kept: the link is shown once,
+    when it is made, and a copy of the database cannot open it."""
+
+    job = models.ForeignKey("training.TrainingJob", on_delete=models.CASCADE, related_name="report_shares")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=8, editable=False, help_text="The token's last characters, to tell links apart.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["job", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"share …{self.hint} of {self.job_id}"
+
+    def state(self, now=None) -> str:
+        """"active", "expired" or "revoked"."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if (now or timezone.now()) >= self.expires_at else "active"
+
+
+class ReportShareView(models.Model):
+    """One opening of a share link: when, from where, with what, and which report version it showed."""
+
+    class What(models.TextChoices):
+        PAGE = "page"
+        PDF = "pdf"
+
+    share = models.ForeignKey(ReportShare, on_delete=models.CASCADE, related_name="views")
+    at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    what = models.CharField(max_length=8, choices=What.choices)
+    version = models.PositiveIntegerField(null=True, blank=True)
+    refused = models.CharField(max_length=16, blank=True, help_text="expired or revoked: the link was refused.")
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["share", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.what} of {self.share} at {self.at:%Y-%m-%d %H:%M}"

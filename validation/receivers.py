@@ -3,16 +3,22 @@ and what it adds to a worker's configuration (training.services.worker_config's 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
+from core import humanize, storage
 from training.events import on_job_event
 from training.models import JobEvent, TrainingJob
 from training.result_lines import extend_job_summary
 from training.services.worker_config import extend_worker_config
 
+from . import report_tasks
+from .models import ValidationReport
 from .services import prepare_suite, record_validation_results, validation_overview
+from .share import issue_share, share_url
 from .summary import summary_lines
 
 
@@ -29,7 +35,25 @@ def store_validation_results(event: JobEvent) -> None:
         record_validation_results(event)
 
 
+@on_job_event(JobEvent.Type.VALIDATION_FINISHED, after_commit=True)
+def make_report(event: JobEvent) -> None:
+    """Validation has finished (again, after a judge's run): the report's next version."""
+    report_tasks.generate_validation_report.delay(str(event.job_id), "validation_finished")
+
+
 @extend_job_summary
 def validation_lines(job: TrainingJob) -> list[str]:
     """`manage.py train`'s table of the validation suite, after the loss and perplexity lines."""
-    return summary_lines(validation_overview(job))
+    lines = summary_lines(validation_overview(job))
+    newest = ValidationReport.objects.filter(job=job).order_by("-version").first()
+    if newest is not None:
+        where = (f"{newest.key} in the bucket" if storage.is_s3()
+                 else str(Path(settings.MEDIA_ROOT) / newest.key))
+        lines.append(f"  Validation report (version {newest.version}): {where}")
+        if job.created_by is not None:
+            # The README's first command ends with a link to hand to a client: made here, for the
+            # job's owner, since a share link is shown only when it is made.
+            made, token = issue_share(job, job.created_by)
+            lines.append(f"  Share link ({humanize.integer((made.expires_at - made.created_at).days)} days, "
+                         f"no login needed): {share_url(token)}")
+    return lines

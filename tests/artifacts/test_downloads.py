@@ -228,3 +228,25 @@ def test_on_s3_the_link_redirects_to_a_presigned_url(s3, make_job, owner, live_s
     assert followed.status_code == 200
     assert "adapter_model.safetensors" in zipfile.ZipFile(io.BytesIO(followed.content)).namelist()
     assert ModelArtifact.objects.get(job=job).download_count == 2
+
+
+def test_validation_reports_download_newest_first_and_by_version(filesystem, completed_job, owner):
+    assert api(owner).get(f"/api/training/jobs/{completed_job.pk}/download/validation-report").status_code == 404
+    for version in (1, 2):
+        storage.save_bytes(packaging.report_key(completed_job.pk, version), b"%%PDF-1.4 report v%d" % version)
+    services.register_artifacts(completed_job.pk)
+    data = api(owner).get(f"/api/training/jobs/{completed_job.pk}/artifacts").json()
+    assert ("validation-report", None) in {(d["kind"], d["format"]) for d in data["downloads"]}
+
+    newest = fetch(link_for(owner, completed_job, "validation-report"))
+    assert newest.status_code == 200 and newest["Content-Type"] == "application/pdf"
+    assert body(newest) == b"%PDF-1.4 report v2" and "validation-report-v2.pdf" in newest["Content-Disposition"]
+    first = fetch(link_for(owner, completed_job, "validation-report", "v1"))
+    assert body(first) == b"%PDF-1.4 report v1"
+    assert DownloadAudit.objects.filter(kind="validation-report").count() == 2
+    assert DownloadAudit.objects.filter(kind="validation-report", format="v1").count() == 1
+
+    missing = api(owner).get(f"/api/training/jobs/{completed_job.pk}/download/validation-report?format=v3")
+    assert missing.status_code == 404 and "v3 does not exist" in missing.json()["detail"]
+    wrong = api(owner).get(f"/api/training/jobs/{completed_job.pk}/download/validation-report?format=latest")
+    assert wrong.status_code == 400 and "v1, v2" in wrong.json()["format"]

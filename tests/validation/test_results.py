@@ -14,8 +14,9 @@ from tests.validation.results import report, suite_of, worker_results
 from training.models import JobEvent
 from training.services.ingest import compact_validation
 from validation import sets
-from validation.models import BenchmarkSet, JobValidation, ReplyScore
+from validation.models import BenchmarkSet, JobValidation, ReplyScore, ReportShare
 from validation.services import prepare_suite, refresh_summary, upload_set
+from validation.share import token_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +147,7 @@ def test_the_suite_is_stored_under_the_job(job):
     assert storage.exists(f"jobs/{job.pk}/validation/suite.json")
 
 
-def test_manage_py_train_prints_the_table(job, django_capture_on_commit_callbacks):
+def test_manage_py_train_prints_the_table(job, settings, django_capture_on_commit_callbacks):
     from training.result_lines import job_summary_lines
 
     assert job_summary_lines(job) == []  # nothing configured yet, nothing to say
@@ -156,7 +157,11 @@ def test_manage_py_train_prints_the_table(job, django_capture_on_commit_callback
     retention = next(line for line in lines if "Knowledge retention" in line)
     assert "75.0% → 75.0%" in retention and "Pass (needs 95% or more)" in retention
     assert "[automatic (option log-likelihood)]" in retention
-    assert len(lines) == 5
+    assert len(lines) == 7
+    assert lines[5] == f"  Validation report (version 1): {settings.MEDIA_ROOT}/jobs/{job.pk}/reports/validation_report_v1.pdf"
+    share = ReportShare.objects.get(job=job)
+    assert lines[6].startswith(f"  Share link (30 days, no login needed): {settings.PUBLIC_BASE_URL}/share/reports/")
+    assert token_hash(lines[6].rsplit("/share/reports/", 1)[1].strip("/")) == share.token_hash
 
 
 def test_a_capped_suite_sends_the_first_items(job, settings):

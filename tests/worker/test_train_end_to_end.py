@@ -65,6 +65,11 @@ def test_it_trains_reports_and_uploads_a_loadable_adapter(tmp_path, job_config, 
         assert (blobs / "adapter" / name).is_file()
     summary = json.loads((blobs / "reports" / "summary.json").read_text())
     assert summary["steps"] == 12 and summary["config"].get("webhook_secret") is None
+    # What trained it, for the validation report's appendix.
+    import peft
+    import transformers
+    assert summary["versions"]["python"] == sys.version.split()[0]
+    assert (summary["versions"]["transformers"], summary["versions"]["peft"]) == (transformers.__version__, peft.__version__)
     assert (blobs / "reports" / "metrics.jsonl").read_text() == (tmp_path / "out" / "metrics.jsonl").read_text()
     checkpoint = blobs / "checkpoints" / "step-12"
     assert {"manifest.json", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt",
