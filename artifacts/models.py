@@ -37,6 +37,17 @@ class ModelArtifact(models.Model):
     forgetting_retention_pct = models.FloatField(null=True, blank=True)
     brand_voice_consistency_pct = models.FloatField(null=True, blank=True)
 
+    class Review(models.TextChoices):
+        NONE = "", "not reviewed"
+        AWAITING = "awaiting_review", "awaiting review"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        CHANGES_REQUESTED = "changes_requested", "changes requested"
+
+    # QA's decision on the model (validation's review writes it): approval releases the
+    # client-facing deployment package; before it, a download needs a staff override.
+    review_state = models.CharField(max_length=32, choices=Review.choices, blank=True, default=Review.NONE)
+
     adapter_zip_path = models.CharField(max_length=512, blank=True)
     deployment_package_path = models.CharField(max_length=512, blank=True)
 
@@ -90,6 +101,8 @@ class DownloadAudit(models.Model):
     at = models.DateTimeField(default=timezone.now)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    override_reason = models.TextField(blank=True, help_text="Why staff downloaded a deployment package before QA "
+                                                             "approved the model.")
 
     class Meta:
         ordering = ["-at"]
