@@ -1,13 +1,18 @@
 """Admin: each job's artifact with signed download links, its download audit, storage used; and
-the download buttons of the job's own page (`download_urls`, mounted by the job's ModelAdmin)."""
+the download buttons of the job's own page (`download_urls`, mounted by the job's ModelAdmin).
+
+Before QA approves the model, the deployment package button leads to a page asking staff why it
+is needed; the reason goes into the link and from there into the download's audit row."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
@@ -16,7 +21,7 @@ from training.lifecycle import Status
 from training.models import TrainingJob
 
 from . import packaging, services
-from .models import DownloadAudit, ModelArtifact
+from .models import OVERRIDE_REASON_MAX_LENGTH, DownloadAudit, ModelArtifact, clean_override_reason
 from .views import LINKS, signed_link
 
 # The request being rendered: links are signed for whoever is looking. A ContextVar, because
@@ -26,7 +31,7 @@ _current_request: ContextVar = ContextVar("artifacts_admin_request", default=Non
 
 class DownloadAuditInline(admin.TabularInline):
     model = DownloadAudit
-    fields = ("at", "kind", "format", "user", "ip", "user_agent")
+    fields = ("at", "kind", "format", "user", "ip", "user_agent", "override_reason")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -38,13 +43,13 @@ class DownloadAuditInline(admin.TabularInline):
 
 @admin.register(ModelArtifact)
 class ModelArtifactAdmin(admin.ModelAdmin):
-    list_display = ("job", "adapter_size", "storage_used", "perplexity_improvement_pct",
+    list_display = ("job", "adapter_size", "storage_used", "perplexity_improvement_pct", "review_state",
                     "download_count", "last_downloaded_at", "created_at")
     list_select_related = ("job",)
     search_fields = ("job__name", "job__id")
     date_hierarchy = "created_at"
     readonly_fields = (
-        "job", "download_links", "adapter_path", "adapter_config_path", "adapter_size_bytes",
+        "job", "review_state", "download_links", "adapter_path", "adapter_config_path", "adapter_size_bytes",
         "adapter_files", "metrics_file_path", "summary_file_path", "metrics_summary",
         "validation_report_path", "perplexity_baseline", "perplexity_trained",
         "perplexity_improvement_pct", "adapter_zip_path", "deployment_package_path",
@@ -77,6 +82,11 @@ class ModelArtifactAdmin(admin.ModelAdmin):
             return "-"
         links = []
         for kind, fmt in LINKS:
+            if kind == DownloadAudit.Kind.DEPLOYMENT_PACKAGE and not obj.package_released:
+                # The job page's button asks for the override reason first.
+                url = reverse("admin:training_trainingjob_download", args=[obj.job_id, kind])
+                links.append((url, f"{kind} (not approved: asks for a reason)"))
+                continue
             link = signed_link(request, obj.job_id, kind, fmt, request.user)
             links.append((link["url"], f"{kind} {fmt}".strip()))
         return format_html_join(mark_safe(" &middot; "), '<a href="{}">{}</a>', links)
@@ -102,11 +112,11 @@ class ModelArtifactAdmin(admin.ModelAdmin):
 
 @admin.register(DownloadAudit)
 class DownloadAuditAdmin(admin.ModelAdmin):
-    list_display = ("at", "job", "kind", "format", "user", "ip")
+    list_display = ("at", "job", "kind", "format", "user", "ip", "override_reason")
     list_filter = ("kind",)
-    search_fields = ("job__name", "user__username", "ip")
+    search_fields = ("job__name", "user__username", "ip", "override_reason")
     date_hierarchy = "at"
-    readonly_fields = ("artifact", "job", "user", "kind", "format", "at", "ip", "user_agent")
+    readonly_fields = ("artifact", "job", "user", "kind", "format", "at", "ip", "user_agent", "override_reason")
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -127,10 +137,25 @@ def download_urls(model_admin) -> list:
     return [path("<uuid:object_id>/download/<str:kind>/", view, name=name)]
 
 
+class PackageOverrideForm(forms.Form):
+    override_reason = forms.CharField(
+        label="Why is it needed now?", required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "required": True,
+                                     "maxlength": OVERRIDE_REASON_MAX_LENGTH}),
+        help_text=f"1 to {OVERRIDE_REASON_MAX_LENGTH} characters. Kept in the download audit, and "
+                  "readable by whoever gets the link.")
+
+    def clean_override_reason(self) -> str:
+        # The model's rule, so the admin and the API refuse the same reasons with the same words.
+        return clean_override_reason(self.cleaned_data["override_reason"])
+
+
 def admin_download(model_admin, request: HttpRequest, object_id, kind: str) -> HttpResponse:
     """A download button: a link signed now for whoever clicked (so a page left open for days
     still works), then the file itself through it, as an attachment. A job this user cannot see
-    is a 404; a job with nothing to download yet goes back to its page with the reason."""
+    is a 404; a job with nothing to download yet goes back to its page with the reason. A
+    deployment package QA has not approved first asks for the override's reason (a form POSTed
+    back here); only staff reach this view at all (admin_view)."""
     job = TrainingJob.objects.visible_to(request.user).filter(pk=object_id).first()
     if job is None or not model_admin.has_view_permission(request, job):
         raise Http404("No such training job.")
@@ -144,5 +169,25 @@ def admin_download(model_admin, request: HttpRequest, object_id, kind: str) -> H
         level = messages.WARNING if job.status != Status.COMPLETED else messages.ERROR
         model_admin.message_user(request, str(exc), level)
         return HttpResponseRedirect(reverse("admin:training_trainingjob_change", args=[job.pk]))
+    override = ""
+    if kind == DownloadAudit.Kind.DEPLOYMENT_PACKAGE and not artifact.package_released:
+        form = PackageOverrideForm(request.POST if request.method == "POST" else None)
+        if not form.is_valid():
+            return package_override_page(model_admin, request, job, artifact, form)
+        override = form.cleaned_data["override_reason"]
     packaging.export_for(artifact, kind, fmt)  # built here, so the link's response is immediate
-    return HttpResponseRedirect(signed_link(request, job.pk, kind, fmt, request.user)["url"])
+    return HttpResponseRedirect(signed_link(request, job.pk, kind, fmt, request.user, override=override)["url"])
+
+
+def package_override_page(model_admin, request: HttpRequest, job: TrainingJob, artifact: ModelArtifact,
+                          form: PackageOverrideForm) -> TemplateResponse:
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Deployment package before QA approval",
+        "opts": model_admin.opts,
+        "job": job,
+        "locked_reason": artifact.package_locked_reason(),
+        "form": form,
+        "job_url": reverse("admin:training_trainingjob_change", args=[job.pk]),
+    }
+    return TemplateResponse(request, "admin/artifacts/package_override.html", context)

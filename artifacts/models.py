@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
+
+OVERRIDE_REASON_MAX_LENGTH = 1000
+ONLY_STAFF_OVERRIDE = "Only staff can download a deployment package before QA approves the model."
 
 
 class ModelArtifact(models.Model):
@@ -67,9 +71,34 @@ class ModelArtifact(models.Model):
     def __str__(self) -> str:
         return f"artifacts of {self.job_id}"
 
+    @property
+    def package_released(self) -> bool:
+        """Whether the client-facing deployment package may be downloaded without an override."""
+        return self.review_state == self.Review.APPROVED
+
+    def package_locked_reason(self) -> str:
+        """Why the deployment package is not released, in one sentence for a person; "" once it is."""
+        if self.package_released:
+            return ""
+        now = self.get_review_state_display() if self.review_state else "not reviewed yet"
+        return f"The deployment package is released once QA approves this model (now: {now})."
+
+    def package_refusal(self, user, override_reason: str = "") -> str:
+        """Why `user` may not download the deployment package now, or "" when they may: it is
+        released, or staff gave an override reason. Checked again when a link is opened, so a
+        link issued while approved stops working if the approval is withdrawn."""
+        if self.package_released:
+            return ""
+        if not override_reason:
+            return self.package_locked_reason()
+        if not may_override_package(user):
+            return ONLY_STAFF_OVERRIDE
+        return ""
+
     def record_download(self, user, kind: str, fmt: str = "", ip: str | None = None,
-                        user_agent: str = "") -> DownloadAudit:
-        """Count one served download and keep who, what, when and from where."""
+                        user_agent: str = "", override_reason: str = "") -> DownloadAudit:
+        """Count one served download and keep who, what, when, from where and, for a deployment
+        package served before QA approved it, the override's reason."""
         now = timezone.now()
         with transaction.atomic():
             # F() so two downloads at once both count.
@@ -79,7 +108,7 @@ class ModelArtifact(models.Model):
             )
             return DownloadAudit.objects.create(
                 artifact=self, job_id=self.job_id, user=user, kind=kind, format=fmt, at=now,
-                ip=ip, user_agent=user_agent[:512],
+                ip=ip, user_agent=user_agent[:512], override_reason=override_reason,
             )
 
 
@@ -110,3 +139,23 @@ class DownloadAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.job_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+def may_override_package(user) -> bool:
+    """Whether `user` may download a deployment package QA has not approved (with a reason)."""
+    return bool(user is not None and user.is_active and user.is_staff)
+
+
+def clean_override_reason(raw: str | None) -> str:
+    """The override reason, trimmed; ValidationError saying what to fix when it is blank or too long."""
+    reason = (raw or "").strip()
+    if not reason:
+        raise ValidationError(f"Say why the package is needed before QA approves the model (1 to "
+                              f"{OVERRIDE_REASON_MAX_LENGTH} characters); it is kept in the download audit.")
+    if len(reason) > OVERRIDE_REASON_MAX_LENGTH:
+        raise ValidationError(f"The reason is {len(reason)} characters long; shorten it to at most "
+                              f"{OVERRIDE_REASON_MAX_LENGTH}.")
+    if "\x00" in reason:
+        # PostgreSQL text cannot hold NUL; refused here rather than as a failed audit write.
+        raise ValidationError("The reason must not contain NUL bytes.")
+    return reason

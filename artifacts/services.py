@@ -24,7 +24,7 @@ from training.lifecycle import TERMINAL, Status
 from training.models import TrainingJob
 
 from . import packaging
-from .models import ModelArtifact
+from .models import DownloadAudit, ModelArtifact
 
 logger = logging.getLogger("artifacts")
 
@@ -58,6 +58,7 @@ def register_artifacts(job_id) -> ModelArtifact | None:
         "metrics_summary": _summary(job, prefix + SUMMARY_FILE if SUMMARY_FILE in rel else None),
         "storage_bytes": sum(stored.values()),
         **_validation_fields(job),
+        **_review_fields(job),
     }
     artifact, created = ModelArtifact.objects.update_or_create(job=job, defaults=fields)
     logger.info("job %s: artifact %s (%d adapter bytes)", job.pk,
@@ -92,13 +93,18 @@ def downloadable_artifact(job: TrainingJob) -> ModelArtifact:
 def export_to_file(job: TrainingJob, kind: str, fmt: str, target: Path) -> tuple[Path, int]:
     """Copy one export of a completed job (packaging.export_for) to the local path `target`, or
     into it under the export's own name when it is a folder; audited as a download by nobody
-    (an operator at the command line). Returns (path written, bytes)."""
+    (an operator at the command line), a package QA has not approved with a note saying so.
+    Returns (path written, bytes)."""
     artifact = downloadable_artifact(job)
     export = packaging.export_for(artifact, kind, fmt)
     if target.is_dir():
         target = target / export.filename
     storage.copy_to_local(export.key, target)
-    artifact.record_download(None, kind, fmt, user_agent="manage.py download")
+    # The operator's shell is not gated, but a package taken before approval is marked in the
+    # audit like a staff override, so a look for early deliveries finds it.
+    early = kind == DownloadAudit.Kind.DEPLOYMENT_PACKAGE and not artifact.package_released
+    note = f"manage.py download before QA approval. {artifact.package_locked_reason()}" if early else ""
+    artifact.record_download(None, kind, fmt, user_agent="manage.py download", override_reason=note)
     return target, target.stat().st_size
 
 
@@ -138,6 +144,17 @@ def _validation_fields(job: TrainingJob) -> dict[str, float | None]:
         "perplexity_improvement_pct": _number(perplexity.get("improvement_pct")),
         **{name: _number(headline.get(name)) for name in HEADLINE_FIELDS},
     }
+
+
+def _review_fields(job: TrainingJob) -> dict[str, str]:
+    """QA's decision as the validation app mirrors it on the job, for an artifact registered after
+    the review. Left out when the job has none, so refreshing an artifact never clears a decision
+    written on it directly; an unknown value reads as not reviewed, which keeps the package locked."""
+    results = job.results or {}
+    if "review_state" not in results:
+        return {}
+    state = results["review_state"]
+    return {"review_state": state if state in ModelArtifact.Review.values else ModelArtifact.Review.NONE}
 
 
 def storage_used(job_id) -> int:

@@ -11,6 +11,11 @@ ARTIFACT_URL_TTL_SECONDS; it answers 403 when it is expired, altered, for anothe
 the user it was issued to can no longer see the job. Each download it serves is counted and
 audited (DownloadAudit). On S3 the link redirects to a short-lived presigned S3 URL, so the
 bytes never pass through the control plane.
+
+The deployment package is released once QA approves the model (ModelArtifact.package_released).
+Before that its link is refused (403, saying why) unless staff pass `override_reason=<why>`: the
+link then carries the reason, which the audit keeps. The state is checked again when a link is
+opened, so a link issued while approved stops working if the approval is withdrawn.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -39,7 +45,14 @@ from training.lifecycle import Status
 from training.models import TrainingJob
 
 from . import packaging
-from .models import DownloadAudit, ModelArtifact
+from .models import (
+    ONLY_STAFF_OVERRIDE,
+    OVERRIDE_REASON_MAX_LENGTH,
+    DownloadAudit,
+    ModelArtifact,
+    clean_override_reason,
+    may_override_package,
+)
 from .services import artifact_for
 
 logger = logging.getLogger("artifacts.downloads")
@@ -53,8 +66,10 @@ LINKS = (
 )
 
 
-def signed_link(request: HttpRequest | None, job_id, kind: str, fmt: str, user) -> dict[str, str]:
-    token, expires_at = sign_download_token(job_id, kind, fmt, user.pk, settings.ARTIFACT_URL_TTL_SECONDS)
+def signed_link(request: HttpRequest | None, job_id, kind: str, fmt: str, user,
+                override: str = "") -> dict[str, str]:
+    token, expires_at = sign_download_token(job_id, kind, fmt, user.pk, settings.ARTIFACT_URL_TTL_SECONDS,
+                                            override=override)
     path = reverse("artifact-download", kwargs={"job_id": job_id, "token": token})
     url = request.build_absolute_uri(path) if request is not None else settings.PUBLIC_BASE_URL + path
     return {"url": url, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat().replace("+00:00", "Z")}
@@ -100,6 +115,13 @@ _LIST = inline_serializer("JobArtifacts", {
     "last_downloaded_at": serializers.DateTimeField(allow_null=True),
     "metrics_summary": serializers.JSONField(),
     "validation": serializers.JSONField(),
+    "review_state": serializers.ChoiceField(choices=ModelArtifact.Review.values,
+                                            help_text="QA's decision on the model; \"\" not reviewed yet."),
+    "package": inline_serializer("DeploymentPackageRelease", {
+        "released": serializers.BooleanField(help_text="True once QA approved the model; until then "
+                                                       "`downloads` has no deployment-package link."),
+        "reason": serializers.CharField(help_text="Why it is not released (\"\" when it is)."),
+    }),
     "files": inline_serializer("ArtifactFile", {"key": serializers.CharField(),
                                                 "size_bytes": serializers.IntegerField()}, many=True),
     "downloads": inline_serializer("ArtifactDownload", {
@@ -118,6 +140,9 @@ class ArtifactListView(_JobArtifactView):
                  for key, size in storage.list_keys(prefix)
                  if key[len(prefix):].startswith(("adapter/", "reports/", "exports/"))]
         links = [*LINKS, *([(DownloadAudit.Kind.VALIDATION_REPORT, "")] if artifact.validation_report_path else [])]
+        if not artifact.package_released:
+            # A link that would only answer 403; `package` says why, and staff ask for one with a reason.
+            links = [(kind, fmt) for kind, fmt in links if kind != DownloadAudit.Kind.DEPLOYMENT_PACKAGE]
         downloads = [{"kind": kind, "format": fmt or None, **signed_link(request, artifact.job_id, kind, fmt, request.user)}
                      for kind, fmt in links]
         return Response({
@@ -132,6 +157,8 @@ class ArtifactListView(_JobArtifactView):
                 "perplexity_trained": artifact.perplexity_trained,
                 "perplexity_improvement_pct": artifact.perplexity_improvement_pct,
             },
+            "review_state": artifact.review_state,
+            "package": {"released": artifact.package_released, "reason": artifact.package_locked_reason()},
             "files": files,
             "downloads": downloads,
         })
@@ -141,6 +168,8 @@ class DownloadLinkView(_JobArtifactView):
     @extend_schema(
         operation_id="job_download", tags=["artifacts"], responses={200: _LINK, 302: None, 409: None},
         summary="A signed 24-hour link to the adapters, metrics, deployment package or validation report",
+        description="The deployment package is released once QA approves the model; before that the "
+                    "answer is 403 with the reason, unless a staff user passes `override_reason`.",
         parameters=[
             OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH,
                              enum=list(DownloadAudit.Kind.values)),
@@ -149,6 +178,11 @@ class DownloadLinkView(_JobArtifactView):
                                          "v1, v2, ... (the newest when left out)."),
             OpenApiParameter("redirect", OpenApiTypes.BOOL,
                              description="Answer 302 to the link instead of JSON."),
+            OpenApiParameter("override_reason", OpenApiTypes.STR,
+                             description="Deployment package only, staff only: why it is needed before QA "
+                                         f"approves the model (1 to {OVERRIDE_REASON_MAX_LENGTH} characters, "
+                                         "trimmed). The link carries it and its download's audit row keeps "
+                                         "it. Ignored once the model is approved."),
         ],
     )
     def get(self, request, job_id, kind):
@@ -160,15 +194,35 @@ class DownloadLinkView(_JobArtifactView):
             hint = "Use csv or json." if kind == DownloadAudit.Kind.METRICS else f"{str(exc).capitalize()}."
             raise exceptions.ValidationError({"format": hint}) from exc
         artifact = self.artifact(request, job_id)
+        override = ""
+        if kind == DownloadAudit.Kind.DEPLOYMENT_PACKAGE and not artifact.package_released:
+            override = self.override_reason(request, artifact)
         # Build the export now, so an error shows here rather than to whoever opens the link.
         try:
             export = packaging.export_for(artifact, kind, fmt)
         except packaging.ExportMissing as exc:
             raise exceptions.NotFound(f"{str(exc).capitalize()}.") from exc
-        link = signed_link(request, artifact.job_id, kind, fmt, request.user)
+        link = signed_link(request, artifact.job_id, kind, fmt, request.user, override=override)
         if request.query_params.get("redirect") in ("1", "true"):
             return HttpResponseRedirect(link["url"])
         return Response({**link, "filename": export.filename})
+
+    @staticmethod
+    def override_reason(request, artifact: ModelArtifact) -> str:
+        """The staff override a link to a package QA has not approved carries; 403 or 400 saying
+        what to do when there is none, the user is not staff, or the reason is unusable."""
+        raw = request.query_params.get("override_reason")
+        if raw is None:
+            raise exceptions.PermissionDenied(
+                f"{artifact.package_locked_reason()} Ask QA to review it; staff who must deliver it "
+                f"before then can pass override_reason=<why> (1 to {OVERRIDE_REASON_MAX_LENGTH} "
+                "characters, kept in the download audit).")
+        if not may_override_package(request.user):
+            raise exceptions.PermissionDenied(ONLY_STAFF_OVERRIDE)
+        try:
+            return clean_override_reason(raw)
+        except ValidationError as exc:
+            raise exceptions.ValidationError({"override_reason": exc.messages[0]}) from exc
 
 
 def _client_ip(request: HttpRequest) -> str | None:
@@ -182,7 +236,9 @@ def _forbidden(message: str) -> JsonResponse:
 
 @require_GET
 def serve_download(request: HttpRequest, job_id, token: str) -> HttpResponse:
-    """The signed link: check it, count and audit the download, then serve (or redirect to S3)."""
+    """The signed link: check it (and, for the deployment package, QA's approval or the staff
+    override it carries, as things stand now), count and audit the download, then serve (or
+    redirect to S3)."""
     try:
         grant = read_download_token(token)
     except TokenError as exc:
@@ -196,6 +252,12 @@ def serve_download(request: HttpRequest, job_id, token: str) -> HttpResponse:
     artifact = artifact_for(job) if job.status == Status.COMPLETED else None
     if artifact is None:
         return JsonResponse({"detail": "No artifacts for this job."}, status=404)
+    override = ""
+    if grant.kind == DownloadAudit.Kind.DEPLOYMENT_PACKAGE:
+        if refusal := artifact.package_refusal(user, grant.override):
+            return _forbidden(refusal)
+        # Audited only when it lifted the lock: after approval the link needed none.
+        override = grant.override if not artifact.package_released else ""
     try:
         export = packaging.export_for(artifact, grant.kind, grant.fmt)
     except packaging.ExportMissing as exc:
@@ -203,7 +265,7 @@ def serve_download(request: HttpRequest, job_id, token: str) -> HttpResponse:
     except packaging.ExportError as exc:
         return _forbidden(str(exc))
     artifact.record_download(user, grant.kind, grant.fmt, ip=_client_ip(request),
-                             user_agent=request.headers.get("user-agent", ""))
+                             user_agent=request.headers.get("user-agent", ""), override_reason=override)
     logger.info("job %s: %s downloaded via %s's link", job.pk, grant.kind, user)
     if storage.is_s3():
         return HttpResponseRedirect(storage.presigned_url(

@@ -396,6 +396,8 @@ VALIDATION_PLAYGROUND_MAX_NEW_TOKENS = env_int("VALIDATION_PLAYGROUND_MAX_NEW_TO
 # How long a validation report's share link opens it without a login (days), unless its maker
 # chooses fewer or more (at most VALIDATION_SHARE_MAX_DAYS).
 VALIDATION_SHARE_DAYS = env_int("VALIDATION_SHARE_DAYS", 30, minimum=1)
+# Whether a QA member may approve a model they trained themselves (four eyes by default).
+VALIDATION_QA_SELF_APPROVAL = env_bool("VALIDATION_QA_SELF_APPROVAL", default=False)
 VALIDATION_SHARE_MAX_DAYS = env_int("VALIDATION_SHARE_MAX_DAYS", 365, minimum=1)
 
 # --- Training (continued) ----------------------------------------------------------------------

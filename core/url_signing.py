@@ -4,9 +4,12 @@ Two kinds, with separate salts so one can never stand in for the other:
 
 - blob tokens: (key, method, expiry) for the filesystem stand-in of S3 presigned URLs, used by
   the worker (PUT/GET) and by download redirects;
-- download tokens: (job, kind, format, issuing user, expiry) for the customer's 24-hour links.
+- download tokens: (job, kind, format, issuing user, expiry and, for a deployment package
+  downloaded before QA approved the model, staff's override reason) for the customer's 24-hour
+  links.
 
-The expiry is inside the signed payload, so changing it breaks the signature.
+The expiry is inside the signed payload, so changing it breaks the signature. Signed is not
+encrypted: anyone holding a link can read its payload, the override reason included.
 """
 
 from __future__ import annotations
@@ -47,21 +50,32 @@ class DownloadGrant:
     fmt: str
     user_id: int
     expires_at: int
+    override: str = ""
 
 
-def sign_download_token(job_id, kind: str, fmt: str, user_id: int, expires: int) -> tuple[str, int]:
-    """A token for one artifact of one job, issued to `user_id`; returns (token, expires_at)."""
+def sign_download_token(job_id, kind: str, fmt: str, user_id: int, expires: int,
+                        override: str = "") -> tuple[str, int]:
+    """A token for one artifact of one job, issued to `user_id`, carrying `override` (staff's
+    reason for taking a package QA has not approved) when there is one; returns (token, expires_at)."""
     expires_at = int(time.time()) + int(expires)
     payload = {"j": str(job_id), "k": kind, "f": fmt, "u": user_id, "x": expires_at}
+    if override:
+        # Only when present, so every other link is exactly what it was before overrides existed.
+        payload["o"] = override
     return signing.dumps(payload, salt=DOWNLOAD_SALT, compress=True), expires_at
 
 
 def read_download_token(token: str) -> DownloadGrant:
+    """The grant a download token carries; TokenError if it is altered, expired or malformed.
+    Tokens signed before the override existed read with none."""
     payload = _load(token, DOWNLOAD_SALT)
+    override = payload.get("o") or ""
+    if not isinstance(override, str):
+        raise TokenError("malformed token")
     try:
         return DownloadGrant(job_id=str(payload["j"]), kind=str(payload["k"]),
                              fmt=str(payload.get("f") or ""), user_id=int(payload["u"]),
-                             expires_at=int(payload["x"]))
+                             expires_at=int(payload["x"]), override=override)
     except (KeyError, TypeError, ValueError) as exc:
         raise TokenError("malformed token") from exc
 

@@ -45,6 +45,7 @@ from training.models import (
 from training.services import jobs as job_services
 from training.services.datasets import delete_training_file, ingest_training_file
 from training.uploads import upload_too_large
+from validation import review, review_admin
 
 from .forms import OVERRIDE_FIELDS, UPLOAD_TOO_LARGE, TrainingFileUploadForm, TrainingJobCreateForm
 from .views import dashboard_urls, stage_text
@@ -494,12 +495,14 @@ class TrainingJobAdmin(admin.ModelAdmin):
     # short headers, cells of two or three lines (the status cell holds the progress bar and the
     # Dashboard link), and the list's CSS (change_list.html) wraps long names.
     list_display = ("name", "state", "model_and_preset", "cost", "duration", "created", "tag_list")
-    list_filter = ("status", "preset", "created_at", "created_by", "tags", "gpu_pricing_tier", ExecutorFilter, "base_model")
+    list_filter = ("status", review_admin.ReviewStateFilter, "preset", "created_at", "created_by", "tags",
+                   "gpu_pricing_tier", ExecutorFilter, "base_model")
     search_fields = ("name", "notes", "tags__name", "client", "project")
     date_hierarchy = "created_at"
     list_select_related = ("preset", "base_model", "created_by")
     list_per_page = 50
-    actions = ("start_jobs", "cancel_jobs", "retry_jobs")
+    # QA's decisions come from validation (review_admin), with their confirmation page.
+    actions = ("start_jobs", "cancel_jobs", "retry_jobs", *review_admin.ACTIONS)
     inlines = (JobEventInline,)
     filter_horizontal = ("tags",)
     add_form_template = "admin/training/trainingjob/add_form.html"
@@ -798,6 +801,11 @@ class TrainingJobAdmin(admin.ModelAdmin):
                                                    url, new_job.name), messages.SUCCESS)
 
     # --- add: preview the estimate, then create through the service -------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The page's Approve / Reject / Request changes buttons are QA's (validation.review).
+        return super().change_view(request, object_id, form_url,
+                                   {**(extra_context or {}), "may_review": review.is_qa(request.user)})
 
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_estimate"

@@ -42,7 +42,7 @@ LABELS: dict[Kind, str] = {
     Kind.VALIDATION_FINISHED: "Validation finished",
     Kind.REVIEW_REQUESTED: "Review requested",
     Kind.APPROVED: "Model approved",
-    Kind.REJECTED: "Model rejected",
+    Kind.REJECTED: "Model rejected (or changes requested)",
 }
 
 # Told at once even to a user who takes a digest: these need someone now.
@@ -52,8 +52,14 @@ URGENT = frozenset({Kind.FAILED, Kind.ANOMALY_CRITICAL, Kind.COST_OVER_ESTIMATE,
 # wrong and someone should look now. Every other finding is "normal".
 CRITICAL_ANOMALIES = frozenset({"divergence", "spike", "loss_spike", "heartbeat_stale"})
 
-# A user with no settings yet: the owner hears that a job finished or failed, by email.
-DEFAULT_KINDS: dict[str, list[str]] = {Kind.COMPLETED: ["email"], Kind.FAILED: ["email"]}
+# A user with no settings yet: the owner hears that a job finished or failed, and that QA
+# rejected the model or asked for changes, by email.
+DEFAULT_KINDS: dict[str, list[str]] = {Kind.COMPLETED: ["email"], Kind.FAILED: ["email"], Kind.REJECTED: ["email"]}
+
+# A review's state (validation.models.ModelReview) -> the kind its event is told as; asking for
+# changes is told as a rejection (the message says which).
+REVIEW_KINDS: dict[str, Kind] = {"awaiting_review": Kind.REVIEW_REQUESTED, "approved": Kind.APPROVED,
+                                 "rejected": Kind.REJECTED, "changes_requested": Kind.REJECTED}
 
 # The cost alert fires once the running cost passes the estimate by this fraction (seed 002).
 COST_OVERRUN_FRACTION = 0.20
@@ -106,6 +112,8 @@ def kind_of(facts: EventFacts) -> Kind | None:
         return Kind.MILESTONE
     if facts.event_type == "validation_finished":
         return Kind.VALIDATION_FINISHED
+    if facts.event_type == "review":  # QA's review of the model: new_status is its state
+        return REVIEW_KINDS.get(facts.new_status)
     if facts.event_type == "anomaly":
         critical = facts.anomaly_kind in CRITICAL_ANOMALIES or facts.severity == "critical"
         return Kind.ANOMALY_CRITICAL if critical else Kind.ANOMALY

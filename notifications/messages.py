@@ -45,7 +45,7 @@ EYEBROWS = {Kind.COMPLETED: "Job completed", Kind.FAILED: "Job failed", Kind.CAN
             Kind.ANOMALY_CRITICAL: "Critical anomaly", Kind.ANOMALY: "Trend finding",
             Kind.COST_OVER_ESTIMATE: "Cost over estimate", Kind.BUDGET_THRESHOLD: "Budget threshold",
             Kind.APPROVED: "Model approved", Kind.REJECTED: "Model rejected",
-            Kind.VALIDATION_FINISHED: "Validation finished"}
+            Kind.VALIDATION_FINISHED: "Validation finished", Kind.REVIEW_REQUESTED: "Review requested"}
 ANOMALY_WORDS = {"divergence": "divergence", "spike": "loss spike", "loss_spike": "loss spike",
                  "heartbeat_stale": "stale heartbeat", "new_best": "new best", "overfitting": "overfitting",
                  "plateau": "plateau", "stall": "stall"}
@@ -576,8 +576,48 @@ def validation_finished(notification: Notification, job: TrainingJob, event: Job
         metadata={"passed": passed, "benchmarks": rows, "judge_error": payload.get("judge_error") or ""})
 
 
+REVIEW_WORDS = {"approved": "approved", "rejected": "rejected", "changes_requested": "asked for changes to"}
+
+
+def review(notification: Notification, job: TrainingJob, event: JobEvent | None) -> Content:
+    """QA's review: asked for (to QA), or decided (to the owner, a rejection with a next step)."""
+    payload = told(event) or notification.payload or {}
+    state = (event.new_status if event is not None else "") or str(payload.get("state") or "")
+    verdict = str(payload.get("verdict") or "")
+    if state == "awaiting_review":
+        try:
+            queue = site_url() + reverse("admin:validation_modelreview_changelist") + "?state__exact=awaiting_review"
+        except NoReverseMatch:
+            queue = admin_url(job)
+        return Content(
+            kind=notification.kind, tone="blue", icon="🔎",
+            subject=f"Review requested: {job.name}" + (f" — validation {verdict}" if verdict else ""), title=job.name,
+            intro=f"{job.base_model.name} finished training; its model waits for QA's approval."
+                  + (f" Validation {verdict}." if verdict else ""),
+            sections=sections(overview(job)), actions=[("Open the review queue", queue), dashboard_action(job)],
+            metadata={"review_state": state, "verdict": verdict})
+    by = str(payload.get("decided_by") or "QA")
+    reason = str(payload.get("message") or "")
+    version = payload.get("report_version")
+    seen = f" after reading validation report version {version}" if isinstance(version, int) else ""
+    approved = state == "approved"
+    label = {"approved": "Model approved", "rejected": "Model rejected"}.get(state, "Changes requested")
+    return Content(
+        kind=notification.kind, tone="green" if approved else "red" if state == "rejected" else "amber",
+        icon="✅" if approved else "❌" if state == "rejected" else "✏️",
+        subject=f"{label}: {job.name}" + (f" — {one_line(reason, 80)}" if reason else ""), title=job.name,
+        intro=f"{by} {REVIEW_WORDS.get(state, state)} the model{seen}."
+              + (" Its deployment package is released." if approved else ""),
+        callout=Callout("Reason", reason, str(payload.get("suggestion") or ""), "Suggested next step") if reason else None,
+        sections=sections(overview(job)),
+        actions=[dashboard_action(job)] if approved else [("Retry from the dashboard", job_url(job) + "#retry-form"),
+                                                          ("Open in the admin", admin_url(job))],
+        metadata={"review_state": state, "decided_by": by, "reason": reason, "report_version": version,
+                  "suggestion": payload.get("suggestion") or ""})
+
+
 def generic(notification: Notification, job: TrainingJob | None, event: JobEvent | None) -> Content:
-    """Budgets and reviews: a label, the payload's message and its other figures."""
+    """Budgets: a label, the payload's message and its other figures."""
     payload = dict(notification.payload or {})
     label = EYEBROWS.get(notification.kind) or str(LABELS.get(notification.kind, notification.kind))
     message = str(payload.pop("message", "") or told(event).get("message", ""))
@@ -595,7 +635,8 @@ def generic(notification: Notification, job: TrainingJob | None, event: JobEvent
 BUILDERS = {Kind.COMPLETED: completed, Kind.FAILED: failed, Kind.CANCELLED: cancelled, Kind.INTERRUPTED: interrupted,
             Kind.RECOVERED: recovered, Kind.MILESTONE: milestone, Kind.ANOMALY_CRITICAL: anomaly,
             Kind.ANOMALY: anomaly, Kind.COST_OVER_ESTIMATE: cost_over_estimate,
-            Kind.VALIDATION_FINISHED: validation_finished}
+            Kind.VALIDATION_FINISHED: validation_finished, Kind.REVIEW_REQUESTED: review, Kind.APPROVED: review,
+            Kind.REJECTED: review}
 
 
 def _money(value: Any) -> str | None:

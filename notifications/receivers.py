@@ -14,7 +14,8 @@ from training.models import JobEvent
 from .services import notify_about_event
 
 TOLD = (JobEvent.Type.STATUS_CHANGED, JobEvent.Type.RESUMED, JobEvent.Type.MILESTONE,
-        JobEvent.Type.ANOMALY, JobEvent.Type.HEARTBEAT, JobEvent.Type.VALIDATION_FINISHED)
+        JobEvent.Type.ANOMALY, JobEvent.Type.HEARTBEAT, JobEvent.Type.VALIDATION_FINISHED,
+        JobEvent.Type.REVIEW)
 
 
 @on_job_event(*TOLD)

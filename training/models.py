@@ -863,6 +863,7 @@ class JobEvent(models.Model):
         ERROR = "error"
         VALIDATION_RESULTS = "validation_results"
         VALIDATION_FINISHED = "validation_finished"
+        REVIEW = "review"  # QA's review of the model: new_status is its state
         COMPLETED = "completed"
         LAUNCHED = "launched"
         POD_STATE = "pod_state"

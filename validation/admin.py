@@ -13,8 +13,16 @@ from artifacts.views import signed_link
 from core import humanize
 from training.models import TrainingJob
 
-from . import compare, report_tasks, scoring
-from .models import BenchmarkSet, JobValidation, ValidationReply, ValidationReport
+from . import compare, report_tasks, review_admin, scoring
+from .models import (
+    BenchmarkSet,
+    JobValidation,
+    ModelReview,
+    ReviewDecision,
+    ValidationReply,
+    ValidationReport,
+)
+from .review import verdict_words
 from .services import parse_upload, refuse_existing_version
 from .summary import ORDER
 
@@ -178,3 +186,56 @@ class JobValidationAdmin(admin.ModelAdmin):
                            "<th>verdict</th><th>detail</th></tr>{}</table>",
                            format_html_join("", "<tr>" + "<td>{}</td>" * 7 + "</tr>", rows))
 
+
+
+class ReviewDecisionInline(admin.TabularInline):
+    model = ReviewDecision
+    fields = ("at", "state", "by", "reason", "report_version", "via")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ModelReview)
+class ModelReviewAdmin(admin.ModelAdmin):
+    """QA's queue: models awaiting review first (the list opens filtered to them)."""
+
+    list_display = ("job", "owner", "state", "validation", "created_at", "decided_by", "decided_at")
+    list_filter = ("state",)
+    search_fields = ("job__name", "job__id", "job__created_by__username")
+    readonly_fields = ("job", "state", "reason", "decided_by", "decided_at", "report_version", "created_at")
+    fields = readonly_fields
+    inlines = [ReviewDecisionInline]
+    actions = list(review_admin.ACTIONS)
+    list_select_related = ("job", "job__created_by", "job__validation", "decided_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # decided through the actions, which audit each decision
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(job__in=TrainingJob.objects.visible_to(request.user))
+
+    def get_urls(self):
+        decide = path("job/<uuid:job_id>/<str:decision>/", self.admin_site.admin_view(
+            lambda request, job_id, decision: review_admin.decide_one_view(self, request, str(job_id), decision)),
+            name="validation_modelreview_decide")
+        return [decide, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET" and not request.GET:
+            return HttpResponseRedirect(request.path + "?state__exact=awaiting_review")
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="owner", ordering="job__created_by__username")
+    def owner(self, obj: ModelReview) -> str:
+        return obj.job.created_by.get_username() if obj.job.created_by else "—"
+
+    @admin.display(description="validation")
+    def validation(self, obj: ModelReview) -> str:
+        return verdict_words(getattr(obj.job, "validation", None))

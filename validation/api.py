@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -23,8 +24,8 @@ from core.api_errors import Conflict
 from training.models import ConfigurationTemplate, TrainingFile, TrainingJob
 from training.states import Status
 
-from . import sets, share
-from .models import BenchmarkSet, ReportShare
+from . import review, sets, share
+from .models import BenchmarkSet, ModelReview, ReportShare, ReviewDecision
 from .services import MAX_SET_BYTES, ensure_builtin_sets, upload_set
 
 
@@ -241,3 +242,88 @@ class ReportShareRevokeView(APIView):
         except share.ShareRefused as exc:
             raise exceptions.PermissionDenied(str(exc)) from exc
         return Response(ReportShareSerializer(revoked).data)
+
+
+# --- QA's review of a model ------------------------------------------------------------------
+
+
+class ReviewDecisionSerializer(serializers.ModelSerializer):
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ReviewDecision
+        fields = ("state", "reason", "by", "at", "report_version", "via")
+        read_only_fields = fields
+
+
+class ModelReviewSerializer(serializers.ModelSerializer):
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    owner = serializers.SlugRelatedField(source="job.created_by", slug_field="username", read_only=True,
+                                         allow_null=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    decisions = ReviewDecisionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ModelReview
+        fields = ("job", "job_name", "owner", "state", "reason", "decided_by", "decided_at", "report_version",
+                  "created_at", "decisions")
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=list(review.DECISIONS),
+                                       help_text="approve, reject or request_changes (the last two need a reason).")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=review.MAX_REASON)
+
+
+class JobReviewView(APIView):
+    """A completed job's model review: read it, or decide (QA)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def _review(self, request, job_id) -> tuple[TrainingJob, ModelReview | None]:
+        job = _visible_job(request, job_id)
+        return job, ModelReview.objects.filter(job=job).select_related("job__created_by", "decided_by").first()
+
+    @extend_schema(operation_id="job_review", tags=["validation"], responses={200: ModelReviewSerializer, 404: None},
+                   summary="QA's review of a completed job's model, with every decision")
+    def get(self, request, job_id):
+        _, found = self._review(request, job_id)
+        if found is None:
+            raise exceptions.NotFound("This job's model has no review: only a completed job's model has one.")
+        return Response(ModelReviewSerializer(found).data)
+
+    @extend_schema(operation_id="job_review_decide", tags=["validation"], request=DecisionSerializer,
+                   responses={200: ModelReviewSerializer, 400: None, 403: None, 404: None},
+                   summary="Approve or reject a model, or ask for changes (QA; a reason for the last two)")
+    def post(self, request, job_id):
+        job, _ = self._review(request, job_id)
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            decided = review.decide(job, request.user, body.validated_data["decision"],
+                                    body.validated_data.get("reason", ""), via="api")
+        except review.ReviewRefused as exc:
+            if exc.status == 400:
+                raise exceptions.ValidationError({"reason" if "reason" in exc.message else "decision": [exc.message]}) from exc
+            raise exceptions.PermissionDenied(exc.message) from exc
+        return Response(ModelReviewSerializer(decided).data)
+
+
+class ReviewQueueView(APIView):
+    """QA's queue: the reviews of models that they may see, oldest first, by state."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="review_queue", tags=["validation"], responses={200: ModelReviewSerializer(many=True)},
+                   parameters=[OpenApiParameter("state", OpenApiTypes.STR, enum=list(ModelReview.State.values),
+                                                description="awaiting_review when left out.")],
+                   summary="Models awaiting review (or in another state)")
+    def get(self, request):
+        state = request.query_params.get("state") or ModelReview.State.AWAITING
+        if state not in ModelReview.State.values:
+            raise exceptions.ValidationError({"state": [f"One of {', '.join(ModelReview.State.values)}."]})
+        reviews = (ModelReview.objects.filter(state=state, job__in=TrainingJob.objects.visible_to(request.user))
+                   .select_related("job__created_by", "decided_by").prefetch_related("decisions__by")
+                   .order_by("created_at"))
+        return Response(ModelReviewSerializer(reviews, many=True).data)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ValidationConfig(AppConfig):
@@ -9,3 +10,7 @@ class ValidationConfig(AppConfig):
     def ready(self) -> None:
         # Subscribes to the job-event hook and adds the suite to every worker configuration.
         from . import receivers  # noqa: F401
+        from .review import ensure_qa_group
+
+        # After every migrate (when the permissions exist): the QA group and what it may do.
+        post_migrate.connect(ensure_qa_group, sender=self, dispatch_uid="validation.ensure_qa_group")

@@ -273,3 +273,51 @@ class ReportShareView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.what} of {self.share} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ModelReview(models.Model):
+    """QA's review of a completed job's model: awaiting review until a QA user approves it,
+    rejects it or asks for changes (both with a reason). A retrained model is a new job, with a
+    review of its own. ModelArtifact.review_state mirrors `state` (it gates the package)."""
+
+    class State(models.TextChoices):
+        AWAITING = "awaiting_review", "awaiting review"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        CHANGES_REQUESTED = "changes_requested", "changes requested"
+
+    job = models.OneToOneField("training.TrainingJob", on_delete=models.CASCADE, related_name="review")
+    state = models.CharField(max_length=32, choices=State.choices, default=State.AWAITING, db_index=True)
+    reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    report_version = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="The validation report version the decision was made on.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        permissions = [("decide_reviews", "Can approve or reject models (QA)")]
+
+    def __str__(self) -> str:
+        return f"review of {self.job_id}: {self.get_state_display()}"
+
+
+class ReviewDecision(models.Model):
+    """The audit of every decision on a review: who, when, what, why, and which report version
+    they saw (None: no report had been made)."""
+
+    review = models.ForeignKey(ModelReview, on_delete=models.CASCADE, related_name="decisions")
+    state = models.CharField(max_length=32, choices=ModelReview.State.choices)
+    reason = models.TextField(blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    report_version = models.PositiveIntegerField(null=True, blank=True)
+    via = models.CharField(max_length=16, default="admin", help_text="admin or api.")
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.state} by {self.by_id} at {self.at:%Y-%m-%d %H:%M}"

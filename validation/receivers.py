@@ -11,12 +11,14 @@ from django.db import transaction
 
 from core import humanize, storage
 from training.events import on_job_event
+from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
 from training.result_lines import extend_job_summary
 from training.services.worker_config import extend_worker_config
 
 from . import report_tasks
 from .models import ValidationReport
+from .review import request_review
 from .services import prepare_suite, record_validation_results, validation_overview
 from .share import issue_share, share_url
 from .summary import summary_lines
@@ -39,6 +41,15 @@ def store_validation_results(event: JobEvent) -> None:
 def make_report(event: JobEvent) -> None:
     """Validation has finished (again, after a judge's run): the report's next version."""
     report_tasks.generate_validation_report.delay(str(event.job_id), "validation_finished")
+
+
+@on_job_event(JobEvent.Type.STATUS_CHANGED, after_commit=True)
+def open_review(event: JobEvent) -> None:
+    """A completed job's model waits for QA's review."""
+    if event.new_status == Status.COMPLETED:
+        job = TrainingJob.objects.filter(pk=event.job_id).first()
+        if job is not None:
+            request_review(job)
 
 
 @extend_job_summary

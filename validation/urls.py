@@ -15,6 +15,8 @@ urlpatterns = [
     *router.urls,
     path("api/training/jobs/<uuid:job_id>/report-shares", api.JobReportSharesView.as_view(), name="job-report-shares"),
     path("api/validation/report-shares/<int:pk>/revoke", api.ReportShareRevokeView.as_view(), name="report-share-revoke"),
+    path("api/training/jobs/<uuid:job_id>/review", api.JobReviewView.as_view(), name="job-review"),
+    path("api/validation/reviews", api.ReviewQueueView.as_view(), name="review-queue"),
     path("share/reports/<str:token>/", share.share_view, name="share"),
     path("share/reports/<str:token>/report.pdf", share.share_pdf, name="share-pdf"),
 ]

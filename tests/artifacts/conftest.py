@@ -188,3 +188,14 @@ def completed_job(make_job, owner):
                                    learning_rate=1e-4)
     upload_outputs(job)
     return job
+
+
+def set_review(job, state: str):
+    """The job's artifact (registered now if need be) with QA's decision `state`, as the
+    validation app's review leaves it; "approved" releases the deployment package."""
+    from artifacts import services
+
+    artifact = services.artifact_for(job)
+    artifact.review_state = state
+    artifact.save(update_fields=["review_state"])
+    return artifact

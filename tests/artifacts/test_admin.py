@@ -8,11 +8,13 @@ from django.test import Client
 from artifacts import services
 from artifacts.models import ModelArtifact
 
+from .conftest import set_review
+
 pytestmark = pytest.mark.django_db
 
 
 def test_the_change_page_links_downloads_and_shows_the_audit(filesystem, completed_job, staff, owner):
-    artifact = services.register_artifacts(completed_job.pk)
+    artifact = set_review(completed_job, "approved")
     artifact.record_download(owner, "adapters", ip="198.51.100.4", user_agent="browser")
     admin = Client()
     admin.force_login(staff)

@@ -16,6 +16,8 @@ from django.test import Client
 from artifacts.models import DownloadAudit
 from training.lifecycle import Status
 
+from .conftest import set_review
+
 pytestmark = pytest.mark.django_db
 
 BUTTONS = [
@@ -70,6 +72,7 @@ def test_a_running_job_has_no_buttons(filesystem, make_job, owner, staff):
                          ids=[b[2] for b in BUTTONS])
 def test_a_button_serves_its_file_as_an_attachment_through_a_signed_link(
         filesystem, completed_job, staff, kind, query, button, suffix, content_type):
+    set_review(completed_job, "approved")  # the package straight away, as every other file
     response = admin_client(staff).get(button_url(completed_job, kind, query), follow=True)
     assert response.status_code == 200
     (link, status), = response.redirect_chain

@@ -20,6 +20,8 @@ from core import storage
 from core.url_signing import sign_download_token
 from training.lifecycle import Status
 
+from .conftest import set_review
+
 pytestmark = pytest.mark.django_db
 
 
@@ -68,6 +70,7 @@ def test_register_without_an_adapter_registers_nothing(filesystem, make_job, own
 
 
 def test_the_list_has_sizes_and_signed_links(filesystem, completed_job, owner):
+    set_review(completed_job, "approved")
     response = api(owner).get(f"/api/training/jobs/{completed_job.pk}/artifacts")
     assert response.status_code == 200
     data = response.json()
@@ -78,6 +81,7 @@ def test_the_list_has_sizes_and_signed_links(filesystem, completed_job, owner):
         ("adapters", None), ("metrics", "csv"), ("metrics", "json"), ("deployment-package", None)}
     assert all(d["url"].startswith("http://testserver/api/artifacts/") and d["expires_at"]
                for d in data["downloads"])
+    assert (data["review_state"], data["package"]) == ("approved", {"released": True, "reason": ""})
 
 
 @pytest.mark.parametrize("who,expected", [("teammate", 200), ("staff", 200), ("outsider", 404)])
@@ -192,6 +196,7 @@ def test_metrics_export_as_csv_and_json(filesystem, completed_job, owner):
 
 
 def test_the_deployment_package_has_everything_needed_to_run(filesystem, completed_job, owner):
+    set_review(completed_job, "approved")
     archive = zipfile.ZipFile(io.BytesIO(body(fetch(link_for(owner, completed_job, "deployment-package")))))
     names = set(archive.namelist())
     root = "deployment-package/"

@@ -24,6 +24,8 @@ from training.lifecycle import Status
 from training.models import TrainingJob
 from training.worker_storage import worker_store_spec
 
+from .conftest import set_review
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
@@ -57,6 +59,7 @@ def test_worker_to_customer(backend, live_server, make_job, owner, tiny_model, t
     assert artifact.metrics_summary["steps"] == 12
     assert artifact.perplexity_trained == validation["evaluators"]["perplexity"]["trained"]
 
+    set_review(job, "approved")  # QA's approval releases the package to the owner
     api = APIClient()
     api.force_authenticate(owner)
     link = api.get(f"/api/training/jobs/{job.pk}/download/deployment-package").json()["url"]

@@ -35,7 +35,8 @@ def completed_job(catalogue, settings, tmp_path, django_user_model) -> TrainingJ
         configuration={"base_model": "embedded:smollm2-135m-instruct",
                        "hyperparameters": {"lora_r": 8, "lora_alpha": 16}},
         results={"validation": {"evaluators": {"perplexity": {"base": 17.9, "trained": 15.8,
-                                                              "improvement_pct": 11.7}}}},
+                                                              "improvement_pct": 11.7}}},
+                 "review_state": "approved"},  # QA approved it: the package downloads at once
     )
     TrainingJob.objects.filter(pk=job.pk).update(status=Status.COMPLETED)
     for step in (4, 8, 12):

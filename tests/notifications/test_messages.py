@@ -306,9 +306,8 @@ def test_the_other_job_kinds_render_every_part(make_job, kind):
     assert "elena v1" in message.subject and "20" in message.subject
 
 
-@pytest.mark.parametrize("kind", [Kind.BUDGET_THRESHOLD, Kind.REVIEW_REQUESTED,
-                                  Kind.APPROVED, Kind.REJECTED])
-def test_budget_and_review_kinds_get_a_generic_message(make_job, kind):
+@pytest.mark.parametrize("kind", [Kind.BUDGET_THRESHOLD])
+def test_budget_kinds_get_a_generic_message(make_job, kind):
     job = make_job()
     message = build_message(notify(job, kind, payload={"message": "Project budget 80% spent.", "spent": "800.00",
                                                        "budget": 1000, "threshold_percent": 80}))
@@ -316,6 +315,31 @@ def test_budget_and_review_kinds_get_a_generic_message(make_job, kind):
     assert message.subject == f"{EYEBROWS.get(kind) or LABELS[kind]}: elena v1"
     for part in (message.text, visible_text(message.html)):
         assert "Project budget 80% spent." in part and "$800.00" in part and "$1,000.00" in part and "80.0%" in part
+
+
+@pytest.mark.parametrize("state,kind,subject,intro", [
+    ("awaiting_review", Kind.REVIEW_REQUESTED, "Review requested: elena v1 — validation passed every threshold",
+     "finished training; its model waits for QA's approval. Validation passed every threshold."),
+    ("approved", Kind.APPROVED, "Model approved: elena v1 — Every benchmark passed.",
+     "quinn approved the model after reading validation report version 2. Its deployment package is released."),
+    ("rejected", Kind.REJECTED, "Model rejected: elena v1 — Every benchmark passed.",
+     "quinn rejected the model after reading validation report version 2."),
+    ("changes_requested", Kind.REJECTED, "Changes requested: elena v1 — Every benchmark passed.",
+     "quinn asked for changes to the model after reading validation report version 2."),
+])
+def test_review_messages_say_who_decided_what_on_which_report(make_job, state, kind, subject, intro):
+    job = make_job()
+    payload = {"verdict": "passed every threshold"} if state == "awaiting_review" else {
+        "message": "Every benchmark passed.", "decided_by": "quinn", "report_version": 2,
+        "suggestion": "" if state == "approved" else "Retry with the Conservative preset.",
+        "verdict": "passed every threshold"}
+    message = build_message(notify(job, kind, event(job, "review", new_status=state, payload=payload)))
+    assert_complete(message, kind)
+    assert message.subject == subject and intro in message.text
+    if state in ("rejected", "changes_requested"):
+        assert "Retry with the Conservative preset." in message.text and "#retry-form" in message.text
+    if state == "awaiting_review":
+        assert "/admin/validation/modelreview/?state__exact=awaiting_review" in message.text
 
 
 VALIDATION_ROWS = [

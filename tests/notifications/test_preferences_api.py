@@ -67,7 +67,7 @@ def notification(user, key: str, **fields) -> Notification:
 
 def test_without_settings_the_owner_hears_of_completed_and_failed_jobs_by_email(api):
     body = api.get("/api/notifications/settings/").json()
-    assert body["kinds"] == {"completed": ["email"], "failed": ["email"]}
+    assert body["kinds"] == {"completed": ["email"], "failed": ["email"], "rejected": ["email"]}
     assert body["scope"] == "mine" and body["digest"] == "off" and body["daily_report"] is False
     assert body["is_default"] is True and body["updated_at"] is None
     assert not NotificationSettings.objects.exists()  # reading saves nothing
@@ -95,8 +95,8 @@ def test_settings_round_trip(api, owner):
 
 def test_patch_without_a_row_starts_from_the_defaults(api, owner):
     body = api.patch("/api/notifications/settings/", {"daily_report": True}, format="json").json()
-    assert body["kinds"] == {"completed": ["email"], "failed": ["email"]} and body["daily_report"] is True
-    assert NotificationSettings.objects.get(user=owner).kinds == {"completed": ["email"], "failed": ["email"]}
+    assert body["kinds"] == {"completed": ["email"], "failed": ["email"], "rejected": ["email"]} and body["daily_report"] is True
+    assert NotificationSettings.objects.get(user=owner).kinds == {"completed": ["email"], "failed": ["email"], "rejected": ["email"]}
 
 
 @pytest.mark.parametrize(("kinds", "key", "words"), [

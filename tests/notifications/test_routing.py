@@ -67,7 +67,8 @@ CAUSABLE = [Kind.COMPLETED, Kind.FAILED, Kind.CANCELLED, Kind.INTERRUPTED, Kind.
 def test_each_kind_reaches_exactly_the_channels_named(kind, smtp, http_receiver, make_job, owner):
     # The kind goes to Slack and the webhook; every other kind is subscribed on email only, so
     # a wrong mapping shows up as an extra or missing delivery.
-    kinds = {str(k): ["email"] for k in Kind if k != kind}
+    # (Review requested is left out: a completed job also asks QA for a review, tested apart.)
+    kinds = {str(k): ["email"] for k in Kind if k not in (kind, Kind.REVIEW_REQUESTED)}
     kinds[str(kind)] = ["slack", "webhook"]
     subscribe(owner, http_receiver, kinds)
     cause(kind, make_job(status=Status.TRAINING))
@@ -75,6 +76,14 @@ def test_each_kind_reaches_exactly_the_channels_named(kind, smtp, http_receiver,
     assert smtp.messages() == []
     paths = sorted(r.path for r in http_receiver.requests)
     assert paths == ["/hook", "/slack"]
+
+
+def test_a_completed_job_asks_for_review_where_someone_subscribed(smtp, http_receiver, make_job, owner):
+    subscribe(owner, http_receiver, {"review_requested": ["webhook"], "completed": []})
+    cause(Kind.COMPLETED, make_job(status=Status.TRAINING))
+    assert sent(owner) == {("review_requested", "webhook")}
+    [request] = http_receiver.requests
+    assert request.json()["type"] == "fine_tuning.model.review_requested"
 
 
 def test_a_kind_with_no_channels_sends_nothing(smtp, http_receiver, make_job, owner):
