@@ -20,10 +20,10 @@ import json
 import logging
 import tempfile
 from datetime import datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -345,10 +345,15 @@ def appendix(job: TrainingJob, validation: JobValidation) -> dict[str, Any]:
                             if float(value).is_integer() else humanize.significant(value)])
     if summary.get("tokens_trained"):
         dataset.append(["Tokens trained", humanize.integer(summary["tokens_trained"])])
-    versions = [["worker", "gpu_worker (this control plane's)"]]
-    versions += [[name, str(value)] for name, value in (summary.get("versions") or {}).items()]
-    versions.append(["report", f"control plane at {settings.RELEASE}" if getattr(settings, "RELEASE", "") else
-                     "control plane"])
+    # What trained and evaluated the model (the worker's summary.json), then what drew this report.
+    versions = [[f"{name} (worker)", str(value)] for name, value in (summary.get("versions") or {}).items()]
+    if not versions:
+        versions.append(["worker libraries", "not reported by this job's worker"])
+    for name in ("Django", "reportlab", "matplotlib"):
+        try:
+            versions.append([f"{name} (report)", metadata.version(name)])
+        except metadata.PackageNotFoundError:
+            continue
     artifact = ModelArtifact.objects.filter(job=job).first()
     hashes = [["Dataset (SHA-256)", training_file.sha256]]
     if adapter := _adapter_sha256(artifact):
