@@ -155,7 +155,13 @@ def _chart(key: str, entry: dict[str, Any]) -> dict[str, Any] | None:
     if key == sets.KNOWLEDGE_RETENTION:
         return {"base": base * 100 if base is not None else None, "trained": trained * 100 if trained is not None
                 else None, "base_interval": None, "trained_interval": None, "unit": "% correct"}
-    unit = {"perplexity": "perplexity (lower is better)"}.get(key) or str(entry.get("metric", ""))
+    # The chart's axis label: short, so it fits beside a small chart (the table says the rest).
+    if key == "perplexity" or (key == sets.EMOTIONAL_INTELLIGENCE and entry.get("provisional")):
+        unit = "perplexity"
+    elif key == sets.BRAND_VOICE and entry.get("provisional"):
+        unit = "% of points"
+    else:
+        unit = "mean (1-5)"
     trained_interval = entry.get("interval") if key == sets.BRAND_VOICE and base is None else None
     if trained_interval and entry.get("unit") == "% of 5":
         trained_interval = [x / 20 for x in trained_interval]  # the chart plots the 1-5 mean
@@ -340,8 +346,9 @@ def appendix(job: TrainingJob, validation: JobValidation) -> dict[str, Any]:
     dataset = [["Training file", training_file.name], ["Records", humanize.integer(training_file.record_count)],
                ["Size", f"{humanize.integer(training_file.size_bytes)} bytes"]]
     for name, value in (split or {}).items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            dataset.append([name.replace("_", " ").capitalize(), humanize.integer(value)
+        label = name.replace("_", " ").capitalize()
+        if isinstance(value, int | float) and not isinstance(value, bool) and label not in {r[0] for r in dataset}:
+            dataset.append([label, humanize.integer(value)
                             if float(value).is_integer() else humanize.significant(value)])
     if summary.get("tokens_trained"):
         dataset.append(["Tokens trained", humanize.integer(summary["tokens_trained"])])

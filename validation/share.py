@@ -128,6 +128,12 @@ def _gone(request: HttpRequest, gone: _Gone) -> HttpResponse:
     return _private(response)
 
 
+def _left(left: timedelta) -> str:
+    """How long a link still opens the report: "30 days", "1 day", "5h 12m"."""
+    days = round(left.total_seconds() / 86400)
+    return f"{days} days" if days >= 2 else humanize.duration(left.total_seconds())
+
+
 def _loss_chart(document: dict[str, Any] | None) -> str:
     """The PDF's loss chart, base64 for an <img> data URI ("" without a document or points)."""
     if not document:
@@ -152,7 +158,7 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
                      ("Where it helped least", examples.get("worst") or [])],
         "loss_chart": _loss_chart(document),
         "pdf_url": reverse("validation:share-pdf", args=[token]),
-        "expires": humanize.duration((share.expires_at - timezone.now()).total_seconds())}
+        "expires": _left(share.expires_at - timezone.now())}
     return _private(TemplateResponse(request, "validation/share/report.html", context))
 
 

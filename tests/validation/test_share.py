@@ -95,6 +95,7 @@ def test_the_link_opens_the_report_without_a_login_and_every_opening_is_audited(
     for heading in ("Executive summary", "Training", "Benchmarks", "Before and after", "Technical appendix"):
         assert f"<h2>{heading}</h2>" in text
     assert "Not ready to deliver" in text and "Knowledge retention" in text
+    assert "this link is valid for 30 days" in text
     assert 'src="data:image/png;base64,' in text  # the loss chart, as in the PDF
     pdf = Client().get(f"/share/reports/{token}/report.pdf")
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
