@@ -20,7 +20,7 @@ from . import report_tasks
 from .models import ValidationReport
 from .review import request_review
 from .services import prepare_suite, record_validation_results, validation_overview
-from .share import issue_share, share_url
+from .share import ShareRefused, issue_share, share_url
 from .summary import summary_lines
 
 
@@ -64,7 +64,11 @@ def validation_lines(job: TrainingJob) -> list[str]:
         if job.created_by is not None:
             # The README's first command ends with a link to hand to a client: made here, for the
             # job's owner, since a share link is shown only when it is made.
-            made, token = issue_share(job, job.created_by)
-            lines.append(f"  Share link ({humanize.integer((made.expires_at - made.created_at).days)} days, "
-                         f"no login needed): {share_url(token)}")
+            try:
+                made, token = issue_share(job, job.created_by)
+            except ShareRefused as exc:  # an owner who may no longer see the job: the table stays
+                lines.append(f"  Share link: none ({exc})")
+            else:
+                lines.append(f"  Share link ({humanize.integer((made.expires_at - made.created_at).days)} days, "
+                             f"no login needed): {share_url(token)}")
     return lines

@@ -194,3 +194,13 @@ def test_with_a_judge_validation_finishes_when_the_judge_has_scored(job, monkeyp
     report(job, worker_results(suite_of(job)), django_capture_on_commit_callbacks)
     assert queued == [str(job.pk)]
     assert not JobEvent.objects.filter(job=job, event_type=JobEvent.Type.VALIDATION_FINISHED).exists()
+
+
+def test_a_refused_share_link_leaves_the_table(job, monkeypatch, django_capture_on_commit_callbacks):
+    from training.result_lines import job_summary_lines
+
+    report(job, worker_results(suite_of(job)), django_capture_on_commit_callbacks)
+    monkeypatch.setattr("validation.share.may_share", lambda user, job: False)
+    lines = job_summary_lines(job)
+    assert lines[0].startswith("  Validation (") and len(lines) == 7
+    assert lines[6] == "  Share link: none (Only the job's owner or QA can share its report.)"
