@@ -59,7 +59,11 @@ def may_revoke(user, share: ReportShare) -> bool:
 
 def share_url(token: str, request: HttpRequest | None = None, *, pdf: bool = False) -> str:
     path = reverse("validation:share-pdf" if pdf else "validation:share", args=[token])
-    return request.build_absolute_uri(path) if request is not None else settings.PUBLIC_BASE_URL + path
+    if request is not None:
+        return request.build_absolute_uri(path)
+    # The site people open (as in emails): `manage.py train` points PUBLIC_BASE_URL at the
+    # short-lived server its worker reports to, which is gone once the command ends.
+    return (settings.NOTIFICATIONS_SITE_URL or settings.PUBLIC_BASE_URL) + path
 
 
 def issue_share(job: TrainingJob, user, *, days: int | None = None) -> tuple[ReportShare, str]:

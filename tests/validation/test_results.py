@@ -159,8 +159,10 @@ def test_manage_py_train_prints_the_table(job, settings, django_capture_on_commi
     assert "[automatic (option log-likelihood)]" in retention
     assert len(lines) == 7
     assert lines[5] == f"  Validation report (version 1): {settings.MEDIA_ROOT}/jobs/{job.pk}/reports/validation_report_v1.pdf"
-    share = ReportShare.objects.get(job=job)
-    assert lines[6].startswith(f"  Share link (30 days, no login needed): {settings.PUBLIC_BASE_URL}/share/reports/")
+    settings.NOTIFICATIONS_SITE_URL = "https://plane.example.com"
+    lines = job_summary_lines(job)
+    share = ReportShare.objects.order_by("-pk").first()
+    assert lines[6].startswith("  Share link (30 days, no login needed): https://plane.example.com/share/reports/")
     assert token_hash(lines[6].rsplit("/share/reports/", 1)[1].strip("/")) == share.token_hash
 
 
