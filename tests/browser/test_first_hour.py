@@ -187,14 +187,27 @@ def test_a_new_user_trains_watches_downloads_and_cancels(first_hour, live_server
     }
     saved: dict[str, bytes] = {}
     for button, filename in expected.items():
-        with page.expect_download() as info:
+        if button == "#download-deployment-package":
+            # Not approved by QA yet (a lone superuser may not approve their own model): staff
+            # download it anyway by saying why, and the audit keeps the reason.
             page.click(button)
+            page.wait_for_selector("#package-override-form")
+            screenshot("07b-package-override")
+            page.fill("#id_override_reason", "First delivery, before QA's review.")
+            with page.expect_download() as info:
+                page.click("#package-override-submit")
+            page.goto(f"{base}{reverse('admin:training_trainingjob_change', args=[job.pk])}")
+        else:
+            with page.expect_download() as info:
+                page.click(button)
         download = info.value
         assert download.suggested_filename == filename
         path = tmp_path / "downloads" / filename
         download.save_as(path)
         saved[filename] = path.read_bytes()
     assert page.url.endswith(f"/admin/training/trainingjob/{job.pk}/change/")  # not replaced by raw JSON
+    from artifacts.models import DownloadAudit
+    assert DownloadAudit.objects.get(kind="deployment-package").override_reason == "First delivery, before QA's review."
     adapter = zipfile.ZipFile(io.BytesIO(saved["first-hour-adapter.zip"]))
     assert adapter.testzip() is None
     assert any(n.endswith("adapter_model.safetensors") for n in adapter.namelist()), adapter.namelist()
