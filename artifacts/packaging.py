@@ -54,6 +54,7 @@ STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 UNNUMBERED_REPORT = "reports/validation_report.pdf"
 # Validation's numbered reports (validation.report writes them; the newest is the artifact's).
 REPORT_VERSION = re.compile(r"reports/validation_report_v([1-9][0-9]{0,5})\.pdf")
+REPORT_FORMAT = re.compile(r"v[1-9][0-9]{0,5}")  # ?format= of a report download: its version
 
 
 def report_key(job_id, version: int) -> str:
@@ -68,7 +69,6 @@ def newest_report(rel_keys) -> str | None:
     if numbered:
         return max(numbered)[1]
     return UNNUMBERED_REPORT if UNNUMBERED_REPORT in rel_keys else None
-
 
 
 class ExportError(ValueError):
@@ -92,7 +92,7 @@ def choose(kind: str, fmt: str | None = None) -> tuple[str, str]:
     if kind not in KINDS:
         raise ExportError(f"unknown artifact kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == DownloadAudit.Kind.VALIDATION_REPORT:
-        if fmt and not re.fullmatch(r"v[1-9][0-9]{0,5}", fmt):
+        if fmt and not REPORT_FORMAT.fullmatch(fmt):
             raise ExportError("a report's version is v1, v2, ... (none: the newest)")
         return kind, fmt or ""
     if kind != DownloadAudit.Kind.METRICS:

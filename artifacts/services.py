@@ -32,6 +32,8 @@ ADAPTER_WEIGHTS = ("adapter/adapter_model.safetensors", "adapter/adapter_model.b
 ADAPTER_CONFIG = "adapter/adapter_config.json"
 METRICS_FILE = "reports/metrics.jsonl"
 SUMMARY_FILE = "reports/summary.json"
+
+
 def register_artifacts(job_id) -> ModelArtifact | None:
     """Create or refresh the job's ModelArtifact from adapter/ and reports/ in storage."""
     job = TrainingJob.objects.filter(pk=job_id).first()

@@ -45,7 +45,8 @@ from training.models import (
 from training.services import jobs as job_services
 from training.services.datasets import delete_training_file, ingest_training_file
 from training.uploads import upload_too_large
-from validation import review, review_admin
+from validation import review_admin
+from validation.models import can_decide
 
 from .forms import OVERRIDE_FIELDS, UPLOAD_TOO_LARGE, TrainingFileUploadForm, TrainingJobCreateForm
 from .views import dashboard_urls, stage_text
@@ -805,7 +806,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # The page's Approve / Reject / Request changes buttons are QA's (validation.review).
         return super().change_view(request, object_id, form_url,
-                                   {**(extra_context or {}), "may_review": review.is_qa(request.user)})
+                                   {**(extra_context or {}), "may_review": can_decide(request.user)})
 
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_estimate"

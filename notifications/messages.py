@@ -202,8 +202,7 @@ def final_report(job: TrainingJob) -> dict[str, Any]:
 
 
 def run_summary(job: TrainingJob) -> dict[str, Any]:
-    summary = final_report(job).get("summary")
-    return summary if isinstance(summary, dict) else {}
+    return job.run_summary
 
 
 def training_method(job: TrainingJob) -> str:
@@ -220,8 +219,7 @@ def gpu_label(job: TrainingJob) -> str:
 
 
 def hyper(job: TrainingJob, *names: str) -> Any:
-    """A hyperparameter under its worker name, or an alias (per_device_train_batch_size...)."""
-    return next((job.hyperparameters[n] for n in names if job.hyperparameters.get(n) is not None), None)
+    return job.hyperparameter(*names)
 
 
 def train_loss(job: TrainingJob) -> float | None:
@@ -585,10 +583,7 @@ def review(notification: Notification, job: TrainingJob, event: JobEvent | None)
     state = (event.new_status if event is not None else "") or str(payload.get("state") or "")
     verdict = str(payload.get("verdict") or "")
     if state == "awaiting_review":
-        try:
-            queue = site_url() + reverse("admin:validation_modelreview_changelist") + "?state__exact=awaiting_review"
-        except NoReverseMatch:
-            queue = admin_url(job)
+        queue = site_url() + reverse("admin:validation_modelreview_changelist") + "?state__exact=awaiting_review"
         return Content(
             kind=notification.kind, tone="blue", icon="🔎",
             subject=f"Review requested: {job.name}" + (f" — validation {verdict}" if verdict else ""), title=job.name,

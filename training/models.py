@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -304,6 +304,15 @@ class TrainingJobQuerySet(models.QuerySet):
             return self
         return self.filter(created_by=user)
 
+    def merge_results(self, job_id: Any, **values: Any) -> dict[str, Any]:
+        """Set these keys of a job's `results` under its row lock, keeping every other key (the
+        apps above training keep their figures there, each under its own key); the merged dict."""
+        with transaction.atomic():
+            current = self.select_for_update().values_list("results", flat=True).get(pk=job_id)
+            merged = {**(current or {}), **values}
+            self.filter(pk=job_id).update(results=merged)
+        return merged
+
     def active(self) -> TrainingJobQuerySet:
         return self.filter(status__in=ACTIVE)
 
@@ -465,6 +474,16 @@ class TrainingJob(models.Model):
     @property
     def hyperparameters(self) -> dict[str, Any]:
         return self.configuration.get("hyperparameters", {})
+
+    def hyperparameter(self, *names: str) -> Any:
+        """A hyperparameter under its worker name, or an alias (per_device_train_batch_size...)."""
+        return next((self.hyperparameters[n] for n in names if self.hyperparameters.get(n) is not None), None)
+
+    @property
+    def run_summary(self) -> dict[str, Any]:
+        """The worker's summary.json as the completed event carried it ({} before)."""
+        summary = ((self.results or {}).get("final") or {}).get("summary")
+        return summary if isinstance(summary, dict) else {}
 
     @property
     def elapsed(self) -> timedelta | None:

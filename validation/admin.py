@@ -24,7 +24,7 @@ from .models import (
 )
 from .review import verdict_words
 from .services import parse_upload, refuse_existing_version
-from .summary import ORDER
+from .summary import benchmark_rows
 
 
 class BenchmarkSetUploadForm(forms.ModelForm):
@@ -173,15 +173,8 @@ class JobValidationAdmin(admin.ModelAdmin):
 
     @admin.display(description="results")
     def results_table(self, obj: JobValidation):
-        rows = []
-        for key in ORDER:
-            entry = (obj.summary or {}).get("benchmarks", {}).get(key)
-            if not entry:
-                continue
-            text = entry.get("text", {})
-            rows.append((entry.get("label", key), text.get("base", "—"), text.get("trained", "—"),
-                         text.get("change", "—"), entry.get("scorer", ""), text.get("verdict", ""),
-                         entry.get("headline", "")))
+        rows = [(r["label"], r["base"], r["trained"], r["change"], r["scorer"], r["verdict"], r["headline"])
+                for r in benchmark_rows(obj.summary)]
         return format_html("<table><tr><th>benchmark</th><th>base</th><th>trained</th><th>change</th><th>scorer</th>"
                            "<th>verdict</th><th>detail</th></tr>{}</table>",
                            format_html_join("", "<tr>" + "<td>{}</td>" * 7 + "</tr>", rows))

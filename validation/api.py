@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -157,7 +158,7 @@ class ReportShareSerializer(serializers.ModelSerializer):
     state = serializers.SerializerMethodField(help_text="active, expired or revoked.")
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     revoked_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    views = serializers.IntegerField(source="views.count", read_only=True, help_text="Openings, refused ones included.")
+    views = serializers.SerializerMethodField(help_text="Openings, refused ones included.")
 
     class Meta:
         model = ReportShare
@@ -167,6 +168,10 @@ class ReportShareSerializer(serializers.ModelSerializer):
 
     def get_state(self, obj: ReportShare) -> str:
         return obj.state()
+
+    def get_views(self, obj: ReportShare) -> int:
+        counted = getattr(obj, "view_count", None)  # the list's annotation
+        return counted if counted is not None else obj.views.count()
 
 
 class NewReportShareSerializer(ReportShareSerializer):
@@ -183,8 +188,6 @@ class ShareRequestSerializer(serializers.Serializer):
                                     "(VALIDATION_SHARE_DAYS by default, at most VALIDATION_SHARE_MAX_DAYS).")
 
     def validate_days(self, value: int) -> int:
-        from django.conf import settings
-
         if value > settings.VALIDATION_SHARE_MAX_DAYS:
             raise serializers.ValidationError(f"At most {settings.VALIDATION_SHARE_MAX_DAYS} days.")
         return value
@@ -206,7 +209,8 @@ class JobReportSharesView(APIView):
                    summary="The share links of a job's validation report (their URLs are shown only when made)")
     def get(self, request, job_id):
         job = _visible_job(request, job_id)
-        shares = ReportShare.objects.filter(job=job).select_related("created_by", "revoked_by").prefetch_related("views")
+        shares = (ReportShare.objects.filter(job=job).select_related("created_by", "revoked_by")
+                  .annotate(view_count=Count("views")))
         return Response(ReportShareSerializer(shares, many=True).data)
 
     @extend_schema(operation_id="job_report_share_create", tags=["validation"], request=ShareRequestSerializer,
@@ -304,8 +308,8 @@ class JobReviewView(APIView):
             decided = review.decide(job, request.user, body.validated_data["decision"],
                                     body.validated_data.get("reason", ""), via="api")
         except review.ReviewRefused as exc:
-            if exc.status == 400:
-                raise exceptions.ValidationError({"reason" if "reason" in exc.message else "decision": [exc.message]}) from exc
+            if exc.field:
+                raise exceptions.ValidationError({exc.field: [exc.message]}) from exc
             raise exceptions.PermissionDenied(exc.message) from exc
         return Response(ModelReviewSerializer(decided).data)
 

@@ -41,7 +41,7 @@ from training.models import TrainingJob
 from . import playground, rules, sets
 from .models import JobValidation, ReplyScore, can_score
 from .services import reply_pairs
-from .summary import EI_CRITERIA, LABELS, ORDER
+from .summary import EI_CRITERIA, LABELS, benchmark_rows
 
 logger = logging.getLogger("validation.compare")
 
@@ -118,21 +118,7 @@ def _context(model_admin, request, job: TrainingJob, validation: JobValidation |
 
 def summary_strip(validation: JobValidation | None) -> list[dict[str, Any]]:
     """One cell per benchmark in the seed's order: base → trained, the change, the verdict."""
-    benchmarks = ((validation.summary or {}).get("benchmarks") or {}) if validation else {}
-    cells = []
-    for key in ORDER:
-        entry = benchmarks.get(key)
-        if not entry:
-            continue
-        text = entry.get("text") or {}
-        passed = entry.get("passed")
-        cells.append({"key": key, "label": entry.get("label") or LABELS.get(key, key),
-                      "base": text.get("base", "—"), "trained": text.get("trained", "—"),
-                      "change": text.get("change", "—"), "verdict": text.get("verdict", "not measured"),
-                      "scorer": entry.get("scorer", ""), "headline": entry.get("headline", ""),
-                      "metric": entry.get("metric", ""),
-                      "state": "pass" if passed else "none" if passed is None else "fail"})
-    return cells
+    return benchmark_rows(validation.summary if validation else None)
 
 
 def overall(validation: JobValidation | None) -> tuple[str, str]:

@@ -18,11 +18,21 @@ from django.utils import timezone
 from . import sets
 
 
-def can_score(user) -> bool:
-    """QA: the `validation.score_replies` permission, or membership of VALIDATION_QA_GROUP."""
+def _in_qa(user, permission: str) -> bool:
+    """QA for `permission`: holding it, or membership of VALIDATION_QA_GROUP."""
     if not user.is_authenticated or not user.is_active:
         return False
-    return user.has_perm("validation.score_replies") or user.groups.filter(name=settings.VALIDATION_QA_GROUP).exists()
+    return user.has_perm(permission) or user.groups.filter(name=settings.VALIDATION_QA_GROUP).exists()
+
+
+def can_score(user) -> bool:
+    """QA who score replies: `validation.score_replies`, or the QA group."""
+    return _in_qa(user, "validation.score_replies")
+
+
+def can_decide(user) -> bool:
+    """QA who approve or reject models: `validation.decide_reviews`, or the QA group."""
+    return _in_qa(user, "validation.decide_reviews")
 
 
 class BenchmarkSetQuerySet(models.QuerySet):

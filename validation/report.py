@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from artifacts.models import ModelArtifact
@@ -36,7 +36,7 @@ from training.models import JobEvent, MetricPoint, TrainingJob
 from . import rules, sets
 from .compare import compare_items, overall
 from .models import JobValidation, ReplyScore, ValidationReport
-from .summary import LABELS, ORDER
+from .summary import LABELS, benchmark_rows, join_words
 
 logger = logging.getLogger("validation.report")
 
@@ -52,60 +52,30 @@ def _when(moment: datetime | None) -> str:
     return f"{local.day} {local:%b %Y, %H:%M} {local.tzname()}"
 
 
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def _hyper(job: TrainingJob, *names: str) -> Any:
-    return next((job.hyperparameters[n] for n in names if job.hyperparameters.get(n) is not None), None)
-
-
-def _run_summary(job: TrainingJob) -> dict[str, Any]:
-    summary = ((job.results or {}).get("final") or {}).get("summary")
-    return summary if isinstance(summary, dict) else {}
-
-
 # --- The document's parts ----------------------------------------------------------------------
 
 
 def executive(validation: JobValidation) -> dict[str, Any]:
     """The verdict in plain words for a reader who has not trained a model."""
-    benchmarks = (validation.summary or {}).get("benchmarks") or {}
-    entries = [benchmarks[k] for k in ORDER if k in benchmarks]
+    headlines = benchmark_rows(validation.summary)
     passed = (validation.summary or {}).get("passed")
     verdict = "ready" if passed else "incomplete" if passed is None else "not_ready"
-    meeting = [e["label"].lower() for e in entries if e.get("passed")]
-    short = [e["label"].lower() for e in entries if e.get("passed") is False]
-    unmeasured = [e["label"].lower() for e in entries if e.get("passed") is None]
+    meeting = [h["label"].lower() for h in headlines if h["passed"]]
+    short = [h["label"].lower() for h in headlines if h["passed"] is False]
+    unmeasured = [h["label"].lower() for h in headlines if h["passed"] is None]
     if verdict == "ready":
-        sentence = (f"The fine-tuned model meets all {len(entries)} quality thresholds ({_and(meeting)}), "
+        sentence = (f"The fine-tuned model meets all {len(headlines)} quality thresholds ({join_words(meeting)}), "
                     "so it is ready to deliver.")
     elif verdict == "not_ready":
-        sentence = (f"The fine-tuned model meets {len(meeting)} of {len(entries)} quality thresholds. "
-                    f"It falls short on {_and(short)}, so it is not ready to deliver yet.")
+        sentence = (f"The fine-tuned model meets {len(meeting)} of {len(headlines)} quality thresholds. "
+                    f"It falls short on {join_words(short)}, so it is not ready to deliver yet.")
     else:
-        sentence = (f"Not every measure could be taken ({_and(unmeasured) if unmeasured else 'no results'}), "
+        sentence = (f"Not every measure could be taken ({join_words(unmeasured) if unmeasured else 'no results'}), "
                     "so this report cannot yet say whether the model is ready.")
-    if any(e.get("provisional") for e in entries):
+    if any(h["provisional"] for h in headlines):
         sentence += (" Some figures come from automatic checks alone and are provisional until people or a "
                      "judge model have scored the replies.")
-    headlines = []
-    for entry in entries:
-        text = entry.get("text") or {}
-        headlines.append({"label": entry.get("label", ""), "base": text.get("base", "—"),
-                          "trained": text.get("trained", "—"), "change": text.get("change", "—"),
-                          "threshold": _threshold_text(entry), "verdict": text.get("verdict", "not measured"),
-                          "passed": entry.get("passed"), "scorer": entry.get("scorer", ""),
-                          "provisional": bool(entry.get("provisional"))})
     return {"verdict": verdict, "sentence": sentence, "headlines": headlines}
-
-
-def _threshold_text(entry: dict[str, Any]) -> str:
-    threshold = entry.get("threshold")
-    if threshold is None:
-        return "—"
-    unit = str(entry.get("unit", "")).removeprefix("%").strip()
-    return f"≥ {humanize.percent(threshold, 0)} {unit}".strip()
 
 
 def training(job: TrainingJob) -> dict[str, Any]:
@@ -113,20 +83,20 @@ def training(job: TrainingJob) -> dict[str, Any]:
     every = max(1, len(points) // MAX_CURVE_POINTS)
     train = [[float(s), float(t)] for i, (s, t, _) in enumerate(points) if t is not None and i % every == 0]
     evals = [[float(s), float(e)] for s, _, e in points if e is not None]
-    batch, accumulation = _hyper(job, "per_device_batch_size", "per_device_train_batch_size"), \
-        _hyper(job, "gradient_accumulation_steps")
-    summary = _run_summary(job)
+    batch, accumulation = job.hyperparameter("per_device_batch_size", "per_device_train_batch_size"), \
+        job.hyperparameter("gradient_accumulation_steps")
+    summary = job.run_summary
     config = [
         ["Base model", job.base_model.name],
         ["Preset", job.preset.name if job.preset_id else "custom"],
         ["Method", "QLoRA (4-bit)" if summary.get("quantization") == "4bit" else "LoRA"],
         ["Learning rate", humanize.scientific(((summary.get("learning_rate") or {}).get("effective"))
-                                              or _hyper(job, "learning_rate"))],
-        ["Epochs", humanize.significant(_hyper(job, "num_epochs", "num_train_epochs"), 3, trim=True)],
+                                              or job.hyperparameter("learning_rate"))],
+        ["Epochs", humanize.significant(job.hyperparameter("num_epochs", "num_train_epochs"), 3, trim=True)],
         ["Batch size", humanize.integer(batch) + (f" × {accumulation} accumulation" if accumulation and accumulation > 1
                                                   else "")],
-        ["LoRA rank / alpha", f"{humanize.integer(_hyper(job, 'lora_r'))} / {humanize.integer(_hyper(job, 'lora_alpha'))}"],
-        ["Max sequence length", humanize.integer(_hyper(job, "max_seq_length", "max_length"))],
+        ["LoRA rank / alpha", f"{humanize.integer(job.hyperparameter('lora_r'))} / {humanize.integer(job.hyperparameter('lora_alpha'))}"],
+        ["Max sequence length", humanize.integer(job.hyperparameter("max_seq_length", "max_length"))],
         ["Steps", humanize.integer(job.total_steps or job.current_step)],
         ["Precision", str(summary.get("precision") or "—")],
         ["Device", str(summary.get("device") or job.executor)],
@@ -238,23 +208,16 @@ def _notes(key: str, entry: dict[str, Any]) -> list[str]:
 def benchmarks(validation: JobValidation) -> list[dict[str, Any]]:
     found = (validation.summary or {}).get("benchmarks") or {}
     out = []
-    for key in ORDER:
-        entry = found.get(key)
-        if not entry:
-            continue
-        text = entry.get("text") or {}
+    for row in benchmark_rows(validation.summary):
+        entry = found[row["key"]]
         measured = entry.get("status") == "ok"
         out.append({
-            "kind": key, "label": entry.get("label") or LABELS[key], "metric": entry.get("metric", ""),
-            "base": text.get("base", "—"), "trained": text.get("trained", "—"), "change": text.get("change", "—"),
-            "threshold": _threshold_text(entry), "verdict": text.get("verdict", "not measured"),
-            "scorer": entry.get("scorer", ""), "provisional": bool(entry.get("provisional")),
-            "passed": entry.get("passed"),
+            **row, "kind": row["key"],
             "n": humanize.integer(entry.get("n")) if entry.get("n") is not None else "—",
-            "chart": _chart(key, entry) if measured else None,
+            "chart": _chart(row["key"], entry) if measured else None,
             "characteristics": _characteristics(validation, entry) if measured else None,
             "flagged": _flagged(validation, entry) if measured else None,
-            "notes": _notes(key, entry) if measured else [entry.get("headline", "not measured")],
+            "notes": _notes(row["key"], entry) if measured else [entry.get("headline", "not measured")],
         })
     return out
 
@@ -340,7 +303,7 @@ def _adapter_sha256(artifact: ModelArtifact | None) -> str:
 
 
 def appendix(job: TrainingJob, validation: JobValidation) -> dict[str, Any]:
-    summary = _run_summary(job)
+    summary = job.run_summary
     training_file = job.training_file
     split = summary.get("dataset") if isinstance(summary.get("dataset"), dict) else {}
     dataset = [["Training file", training_file.name], ["Records", humanize.integer(training_file.record_count)],
@@ -447,10 +410,13 @@ REPORT_QUIET_SECONDS = 120
 
 def stale_report_jobs(now: datetime | None = None) -> list[Any]:
     """Jobs with a report whose people's scores changed after it, and not in the last
-    REPORT_QUIET_SECONDS (someone may still be scoring)."""
-    now = now or timezone.now()
-    latest = (JobValidation.objects.filter(job__validation_reports__isnull=False)
-              .annotate(scored=Max("replies__scores__updated_at"), reported=Max("job__validation_reports__generated_at"))
-              .values_list("job_id", "scored", "reported"))
-    quiet = now - timedelta(seconds=REPORT_QUIET_SECONDS)
-    return [job_id for job_id, scored, reported in latest if scored and scored > reported and scored <= quiet]
+    REPORT_QUIET_SECONDS (someone may still be scoring). One query; each validation's newest
+    score and newest report are subqueries, not a join of every score with every report."""
+    quiet = (now or timezone.now()) - timedelta(seconds=REPORT_QUIET_SECONDS)
+    newest_score = (ReplyScore.objects.filter(reply__validation=OuterRef("pk")).order_by("-updated_at")
+                    .values("updated_at")[:1])
+    newest_report = (ValidationReport.objects.filter(job=OuterRef("job")).order_by("-generated_at")
+                     .values("generated_at")[:1])
+    return list(JobValidation.objects.annotate(scored=Subquery(newest_score), reported=Subquery(newest_report))
+                .filter(reported__isnull=False, scored__gt=F("reported"), scored__lte=quiet)
+                .values_list("job_id", flat=True))

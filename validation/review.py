@@ -25,7 +25,7 @@ from training.lifecycle import Status
 from training.models import JobEvent, TrainingJob
 
 from . import sets
-from .models import JobValidation, ModelReview, ReviewDecision, ValidationReport
+from .models import JobValidation, ModelReview, ReviewDecision, ValidationReport, can_decide
 
 APPROVE, REJECT, REQUEST_CHANGES = "approve", "reject", "request_changes"
 DECISIONS = {APPROVE: ModelReview.State.APPROVED, REJECT: ModelReview.State.REJECTED,
@@ -37,15 +37,10 @@ MAX_REASON = 2000
 class ReviewRefused(Exception):
     """A decision that may not be made; the message says why, for a person."""
 
-    def __init__(self, message: str, *, status: int = 403) -> None:
+    def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
-        self.message, self.status = message, status
-
-
-def is_qa(user) -> bool:
-    if not user.is_authenticated or not user.is_active:
-        return False
-    return user.has_perm("validation.decide_reviews") or user.groups.filter(name=settings.VALIDATION_QA_GROUP).exists()
+        # `field`: the input at fault (bad input, a 400); none: the user may not (a 403).
+        self.message, self.field = message, field
 
 
 def request_review(job: TrainingJob) -> ModelReview | None:
@@ -58,13 +53,14 @@ def request_review(job: TrainingJob) -> ModelReview | None:
             return review
         _mirror(job.pk, review.state)
         record_event(job.pk, JobEvent.Type.REVIEW, source="validation", new_status=review.state,
-                     payload={"message": "The model is waiting for QA's review.", "verdict": _verdict(job.pk)})
+                     payload={"message": "The model is waiting for QA's review.",
+                              "verdict": verdict_words(JobValidation.objects.filter(job=job).first())})
     return review
 
 
 def refusal(user, job: TrainingJob, decision: str) -> str | None:
     """Why `user` may not make `decision` on `job`'s model, or None if they may."""
-    if not is_qa(user):
+    if not can_decide(user):
         return "Only QA can approve or reject models."
     if job.status != Status.COMPLETED:
         return f"Only a completed job's model can be reviewed; this job is {job.get_status_display().lower()}."
@@ -77,12 +73,12 @@ def decide(job: TrainingJob, user, decision: str, reason: str = "", *, via: str 
     """Record `decision` (approve, reject, request_changes) on `job`'s model; ReviewRefused when
     the user may not or the reason is missing (nothing is written then)."""
     if decision not in DECISIONS:
-        raise ReviewRefused(f"decision must be one of {', '.join(DECISIONS)}", status=400)
+        raise ReviewRefused(f"decision must be one of {', '.join(DECISIONS)}", field="decision")
     reason = (reason or "").strip()
     if decision in NEEDS_REASON and not reason:
-        raise ReviewRefused("Give a reason: the owner needs to know what to change.", status=400)
+        raise ReviewRefused("Give a reason: the owner needs to know what to change.", field="reason")
     if len(reason) > MAX_REASON:
-        raise ReviewRefused(f"The reason is at most {MAX_REASON} characters.", status=400)
+        raise ReviewRefused(f"The reason is at most {MAX_REASON} characters.", field="reason")
     if problem := refusal(user, job, decision):
         raise ReviewRefused(problem)
     state = DECISIONS[decision]
@@ -96,9 +92,10 @@ def decide(job: TrainingJob, user, decision: str, reason: str = "", *, via: str 
         ReviewDecision.objects.create(review=review, state=state, reason=reason, by=user, at=now,
                                       report_version=seen, via=via)
         _mirror(job.pk, state)
+        validation = JobValidation.objects.filter(job=job).first()
         record_event(job.pk, JobEvent.Type.REVIEW, source="validation", new_status=state, payload={
             "message": reason, "decided_by": user.get_username(), "report_version": seen,
-            "suggestion": suggest_next_step(job, state), "verdict": _verdict(job.pk)})
+            "suggestion": suggest_next_step(validation, state), "verdict": verdict_words(validation)})
     return review
 
 
@@ -117,29 +114,23 @@ def decide_many(jobs: Iterable[TrainingJob], user, decision: str, reason: str = 
 
 def _mirror(job_id: Any, state: str) -> None:
     """The state on the artifact (if registered) and on the job, for an artifact registered later."""
-    job = TrainingJob.objects.select_for_update().get(pk=job_id)
-    TrainingJob.objects.filter(pk=job.pk).update(results={**(job.results or {}), "review_state": state})
+    TrainingJob.objects.merge_results(job_id, review_state=state)
     ModelArtifact.objects.filter(job_id=job_id).update(review_state=state)
-
-
-def _verdict(job_id: Any) -> str:
-    return verdict_words(JobValidation.objects.filter(job_id=job_id).first())
 
 
 def verdict_words(validation: JobValidation | None) -> str:
     """The validation's verdict as a reviewer reads it in a list."""
-    passed = (validation.summary or {}).get("passed") if validation else None
     if validation is None:
         return "not validated"
+    passed = (validation.summary or {}).get("passed")
     return "passed every threshold" if passed else "short of a threshold" if passed is False else "not fully measured"
 
 
-def suggest_next_step(job: TrainingJob, state: str) -> str:
+def suggest_next_step(validation: JobValidation | None, state: str) -> str:
     """What the owner could do after a rejection or a request for changes, from which benchmark
     fell short; "" after an approval."""
     if state not in (ModelReview.State.REJECTED, ModelReview.State.CHANGES_REQUESTED):
         return ""
-    validation = JobValidation.objects.filter(job=job).first()
     benchmarks = ((validation.summary or {}).get("benchmarks") or {}) if validation else {}
     short = {key for key, entry in benchmarks.items() if entry.get("passed") is False}
     if sets.KNOWLEDGE_RETENTION in short:

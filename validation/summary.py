@@ -312,8 +312,7 @@ def sync_artifact(validation: JobValidation) -> None:
         "brand_voice_consistency_pct": benchmarks.get(sets.BRAND_VOICE, {}).get("value"),
     }
     with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().get(pk=validation.job_id)
-        TrainingJob.objects.filter(pk=job.pk).update(results={**job.results, "validation_headline": fields})
+        TrainingJob.objects.merge_results(validation.job_id, validation_headline=fields)
         ModelArtifact.objects.filter(job_id=validation.job_id).update(**fields)
 
 
@@ -340,28 +339,48 @@ def summary_lines(overview: dict[str, Any]) -> list[str]:
     return lines
 
 
-def finished_payload(summary: dict[str, Any], *, judge_error: str = "") -> dict[str, Any]:
-    """What the "validation finished" event tells (notifications read only this): a sentence,
-    the verdict, and each benchmark's figures as people read them, in the table's order."""
-    benchmarks = summary.get("benchmarks", {})
+def threshold_text(entry: dict[str, Any]) -> str:
+    """'≥ 30% better', '≥ 95% of base' as people read a threshold."""
+    threshold = entry.get("threshold")
+    if threshold is None:
+        return "—"
+    unit = str(entry.get("unit", "")).removeprefix("%").strip()
+    return f"≥ {humanize.percent(threshold, 0)} {unit}".strip()
+
+
+def benchmark_rows(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Each benchmark of a summary in the table's order, as people read it: what the before/after
+    strip, the "validation finished" event and the report's headlines all show."""
+    benchmarks = (summary or {}).get("benchmarks") or {}
     rows = []
     for key in ORDER:
         entry = benchmarks.get(key)
         if not entry:
             continue
-        text = entry.get("text", {})
-        rows.append({"benchmark": key, "label": entry.get("label", LABELS[key]), "passed": entry.get("passed"),
+        text = entry.get("text") or {}
+        passed = entry.get("passed")
+        rows.append({"key": key, "label": entry.get("label") or LABELS[key], "passed": passed,
+                     "state": "pass" if passed else "none" if passed is None else "fail",
                      "base": text.get("base", "—"), "trained": text.get("trained", "—"),
                      "change": text.get("change", "—"), "verdict": text.get("verdict", "not measured"),
-                     "scorer": entry.get("scorer", ""), "provisional": bool(entry.get("provisional"))})
+                     "threshold": threshold_text(entry), "scorer": entry.get("scorer", ""),
+                     "provisional": bool(entry.get("provisional")), "headline": entry.get("headline", ""),
+                     "metric": entry.get("metric", "")})
+    return rows
+
+
+def finished_payload(summary: dict[str, Any], *, judge_error: str = "") -> dict[str, Any]:
+    """What the "validation finished" event tells (notifications read only this): a sentence,
+    the verdict, and each benchmark's figures as people read them, in the table's order."""
+    rows = benchmark_rows(summary)
     passing = [r for r in rows if r["passed"]]
     short = [r["label"] for r in rows if r["passed"] is False]
     unmeasured = [r["label"] for r in rows if r["passed"] is None]
     message = f"{len(passing)} of {len(rows)} benchmarks meet their thresholds."
     if short:
-        message += f" Short: {_and([s.lower() for s in short])}."
+        message += f" Short: {join_words([s.lower() for s in short])}."
     if unmeasured:
-        message += f" Not measured: {_and([s.lower() for s in unmeasured])}."
+        message += f" Not measured: {join_words([s.lower() for s in unmeasured])}."
     if any(r["provisional"] for r in rows):
         message += " Figures marked automatic are provisional until people or a judge score the replies."
     if judge_error:
@@ -369,7 +388,7 @@ def finished_payload(summary: dict[str, Any], *, judge_error: str = "") -> dict[
     return {"message": message, "passed": summary.get("passed"), "benchmarks": rows, "judge_error": judge_error}
 
 
-def _and(words: list[str]) -> str:
+def join_words(words: list[str]) -> str:
     """"a", "a and b", "a, b and c"."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
@@ -15,7 +17,7 @@ from artifacts.models import ModelArtifact
 from training.lifecycle import Status
 from training.models import BaseModel, HyperparameterPreset, TrainingFile, TrainingJob
 from validation.models import ModelReview, ReviewDecision
-from validation.review import request_review
+from validation.review import ensure_qa_group, request_review
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -24,7 +26,12 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def jobs(catalogue, django_user_model, settings):
     owner = django_user_model.objects.create_user("olivia", "olivia@example.com", "pw-olivia-123")
     qa = django_user_model.objects.create_user("quinn", "quinn@example.com", "pw-quinn-123", is_staff=True)
-    qa.groups.add(Group.objects.get_or_create(name=settings.VALIDATION_QA_GROUP)[0])
+    # The permissions and the QA group as migrate leaves them (post_migrate): a transactional test
+    # before this one may have flushed the tables without running post_migrate again.
+    for config in apps.get_app_configs():
+        create_permissions(config, verbosity=0)
+    ensure_qa_group()
+    qa.groups.add(Group.objects.get(name=settings.VALIDATION_QA_GROUP))
     dataset = TrainingFile.objects.create(name="elena.jsonl", file="datasets/elena.jsonl",
                                           sha256=hashlib.sha256(b"elena").hexdigest(), validation_status="valid",
                                           created_by=owner)

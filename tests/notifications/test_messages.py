@@ -343,12 +343,12 @@ def test_review_messages_say_who_decided_what_on_which_report(make_job, state, k
 
 
 VALIDATION_ROWS = [
-    {"benchmark": "perplexity", "label": "Perplexity", "passed": True, "base": "17.86", "trained": "11.92",
+    {"key": "perplexity", "label": "Perplexity", "passed": True, "base": "17.86", "trained": "11.92",
      "change": "33.3% better (31.0% to 35.4%)", "verdict": "Pass (≥ 30%)", "scorer": "automatic", "provisional": False},
-    {"benchmark": "emotional_intelligence", "label": "Emotional intelligence", "passed": False, "base": "3.1",
+    {"key": "emotional_intelligence", "label": "Emotional intelligence", "passed": False, "base": "3.1",
      "trained": "3.9", "change": "25.8% better (18.2% to 33.0%)", "verdict": "Fail (needs ≥ 40%)",
      "scorer": "judge:gpt-4.1", "provisional": False},
-    {"benchmark": "knowledge_retention", "label": "Knowledge retention", "passed": None, "base": "—", "trained": "—",
+    {"key": "knowledge_retention", "label": "Knowledge retention", "passed": None, "base": "—", "trained": "—",
      "change": "—", "verdict": "not measured", "scorer": "", "provisional": False},
 ]
 

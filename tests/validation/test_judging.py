@@ -81,8 +81,8 @@ def test_validation_finished_is_told_again_with_the_judges_figures(job, judge_ap
     judge_replies(job.pk, config=config(judge_api, api_key="sk-wrong-key-9999"))
     told = JobEvent.objects.filter(job=job, event_type=JobEvent.Type.VALIDATION_FINISHED).order_by("pk")
     automatic, judged, refused = (e.payload for e in told)
-    ei = {p["benchmark"]: p for p in judged["benchmarks"]}[sets.EMOTIONAL_INTELLIGENCE]
+    ei = {p["key"]: p for p in judged["benchmarks"]}[sets.EMOTIONAL_INTELLIGENCE]
     assert ei["scorer"] == "judge:standin-judge" and ei["provisional"] is False
-    assert {p["benchmark"]: p for p in automatic["benchmarks"]}[sets.EMOTIONAL_INTELLIGENCE]["provisional"] is True
+    assert {p["key"]: p for p in automatic["benchmarks"]}[sets.EMOTIONAL_INTELLIGENCE]["provisional"] is True
     assert refused["judge_error"] and "9999" in refused["message"] and "sk-wrong" not in refused["message"]
     assert told.last().severity == JobEvent.Severity.WARNING
